@@ -1,0 +1,67 @@
+# Copyright: aistack.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""Custom resources the collection may render, with the fields their CRDs require.
+
+kubernetes-validate ships schemas for built-in kinds only; every custom resource a role
+renders must be registered here so that it gets a structural check instead of passing
+unchecked. Keys are (apiVersion, kind); values list dotted paths that must be present
+and non-empty, optional type checks, whether the kind is namespaced, and which
+top-level fields besides apiVersion/kind/metadata are allowed (strict mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
+    # NVIDIA GPU operator
+    ("nvidia.com/v1", "ClusterPolicy"): {"namespaced": False, "required": ["spec"]},
+    # Prometheus operator (kube-prometheus-stack)
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): {
+        "required": ["spec.selector", "spec.endpoints"],
+        "types": {"spec.endpoints": list},
+    },
+    ("monitoring.coreos.com/v1", "PodMonitor"): {
+        "required": ["spec.selector", "spec.podMetricsEndpoints"],
+    },
+    ("monitoring.coreos.com/v1", "PrometheusRule"): {
+        "required": ["spec.groups"],
+        "types": {"spec.groups": list},
+    },
+    # cert-manager
+    ("cert-manager.io/v1", "Certificate"): {"required": ["spec.secretName", "spec.issuerRef.name"]},
+    ("cert-manager.io/v1", "ClusterIssuer"): {"namespaced": False, "required": ["spec"]},
+    # KServe
+    ("serving.kserve.io/v1beta1", "InferenceService"): {"required": ["spec.predictor"]},
+    ("serving.kserve.io/v1alpha1", "ServingRuntime"): {
+        "required": ["spec.containers", "spec.supportedModelFormats"],
+    },
+    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): {
+        "namespaced": False,
+        "required": ["spec.containers", "spec.supportedModelFormats"],
+    },
+    # Gateway API and the inference extension (llm-d)
+    ("gateway.networking.k8s.io/v1", "Gateway"): {
+        "required": ["spec.gatewayClassName", "spec.listeners"],
+    },
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): {"required": ["spec"]},
+    ("inference.networking.k8s.io/v1", "InferencePool"): {
+        "required": ["spec.selector", "spec.targetPorts", "spec.endpointPickerRef"],
+    },
+    # CloudNativePG
+    ("postgresql.cnpg.io/v1", "Cluster"): {
+        "required": ["spec.instances", "spec.storage.size"],
+        "types": {"spec.instances": int},
+    },
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"): {"required": ["spec.schedule", "spec.cluster.name"]},
+    # Llama Stack operator
+    ("llamastack.io/v1alpha1", "LlamaStackDistribution"): {"required": ["spec.server"]},
+    # Kuadrant MCP gateway
+    ("mcp.kuadrant.io/v1alpha1", "MCPServerRegistration"): {
+        "required": ["spec.prefix", "spec.targetRef.name"],
+    },
+    # Longhorn
+    ("longhorn.io/v1beta2", "RecurringJob"): {
+        "required": ["spec.cron", "spec.task", "spec.retain"],
+    },
+}

@@ -1,0 +1,182 @@
+# Copyright: aistack.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""Validation of rendered Kubernetes objects.
+
+Built-in kinds are validated against the JSON schemas that ``kubernetes-validate`` ships
+for each Kubernetes minor version (strict mode rejects unknown fields). Custom resources,
+which the validator has no schema for, get a structural check of the fields their CRDs
+require (see ``custom_resources.py``); a kind known to neither fails, so every object the
+collection renders is checked by something.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ansible_collections.aistack.platform.plugins.module_utils.custom_resources import (
+    CUSTOM_RESOURCES,
+)
+
+try:
+    import jsonschema
+    from kubernetes_validate import utils as kv_utils
+    from referencing import Registry, Resource
+
+    HAS_KUBERNETES_VALIDATE = True
+    KUBERNETES_VALIDATE_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only where the library is missing
+    HAS_KUBERNETES_VALIDATE = False
+    KUBERNETES_VALIDATE_IMPORT_ERROR = exc
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# Kinds whose metadata.name may not contain dots (DNS-1123 label).
+LABEL_NAMED_KINDS = frozenset({"Namespace", "Service"})
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def object_ref(obj: dict[str, Any]) -> str:
+    """``Kind/name`` (with the namespace when there is one) for messages."""
+    meta = obj.get("metadata") or {}
+    ref = "{}/{}".format(obj.get("kind", "<no kind>"), meta.get("name", "<no name>"))
+    if meta.get("namespace"):
+        ref += " (namespace {})".format(meta["namespace"])
+    return ref
+
+
+def _error_path(error: Any) -> str:
+    path = ""
+    for part in error.absolute_path:
+        path += "[{}]".format(part) if isinstance(part, int) else ".{}".format(part)
+    return path.lstrip(".") or "<root>"
+
+
+def _lookup(obj: Any, dotted: str) -> tuple[bool, Any]:
+    current = obj
+    for key in dotted.split("."):
+        if not isinstance(current, dict) or key not in current:
+            return False, None
+        current = current[key]
+    return True, current
+
+
+class ManifestValidator:
+    """Validates objects for one Kubernetes version, caching compiled schemas per kind."""
+
+    def __init__(self, kubernetes_version: str, strict: bool = True) -> None:
+        if not HAS_KUBERNETES_VALIDATE:
+            raise RuntimeError("kubernetes-validate is required: {}".format(KUBERNETES_VALIDATE_IMPORT_ERROR))
+        requested = kubernetes_version.lstrip("v")
+        minor = kv_utils.major_minor(requested)
+        supported = [v for v in kv_utils.all_versions() if kv_utils.major_minor(v) == minor]
+        if not supported:
+            raise ValueError(
+                "kubernetes-validate has no schemas for Kubernetes {} (it has {} to {})".format(
+                    requested,
+                    kv_utils.all_versions()[0],
+                    kv_utils.all_versions()[-1],
+                )
+            )
+        self.version = supported[-1]
+        self.strict = strict
+        self._schema_dir = "kubernetes-json-schema/v{}-local{}".format(
+            self.version, "-strict" if strict else ""
+        )
+        self._registry: Any = None
+        self._validators: dict[tuple[str, str], Any] = {}
+
+    def _definitions_registry(self) -> Any:
+        if self._registry is None:
+            definitions = kv_utils.schema_contents(
+                "{}/_definitions.json".format(self._schema_dir), self.version
+            )
+            self._registry = Resource.from_contents(definitions) @ Registry()
+        return self._registry
+
+    def _validator_for(self, api_version: str, kind: str) -> Any:
+        key = (api_version, kind)
+        if key not in self._validators:
+            # rbac.authorization.k8s.io/v1 -> rbac-v1, as kubernetes-validate names its files
+            group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+            filename = "{}/{}-{}.json".format(self._schema_dir, kind.lower(), group_version)
+            try:
+                schema = kv_utils.schema_contents(filename, self.version)
+            except FileNotFoundError:
+                self._validators[key] = None
+            else:
+                registry = Resource.from_contents(schema) @ self._definitions_registry()
+                self._validators[key] = jsonschema.validators.Draft202012Validator(
+                    schema, registry=registry
+                )
+        return self._validators[key]
+
+    def validate(self, obj: Any) -> list[str]:
+        """Returns a list of error messages (empty when the object is valid)."""
+        if not isinstance(obj, dict):
+            return ["not a mapping (got {})".format(type(obj).__name__)]
+        errors = []
+        for field in ("apiVersion", "kind"):
+            if not isinstance(obj.get(field), str) or not obj.get(field):
+                errors.append("{} is required".format(field))
+        meta = obj.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if not isinstance(name, str) or not name:
+            errors.append("metadata.name is required")
+        else:
+            pattern = DNS_LABEL if obj.get("kind") in LABEL_NAMED_KINDS else DNS_SUBDOMAIN
+            if not pattern.match(name) or len(name) > 253:
+                errors.append("metadata.name {!r} is not a valid DNS name".format(name))
+        if errors:
+            return errors
+        if obj["kind"] == "Secret" and (obj.get("data") or obj.get("stringData")):
+            return [
+                "Secret carries data in plain text; reference an existing Secret or pass it "
+                "through deploy_secrets (Vault-sourced, applied with no_log, never rendered)"
+            ]
+
+        validator = self._validator_for(obj["apiVersion"], obj["kind"])
+        if validator is not None:
+            return [
+                "{}: {}".format(_error_path(err), err.message)
+                for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path))
+            ]
+        return self._validate_custom(obj)
+
+    def _validate_custom(self, obj: dict[str, Any]) -> list[str]:
+        group = obj["apiVersion"].rsplit("/", 1)[0] if "/" in obj["apiVersion"] else ""
+        spec = CUSTOM_RESOURCES.get((obj["apiVersion"], obj["kind"]))
+        if spec is None:
+            known_versions = sorted(
+                api for (api, kind) in CUSTOM_RESOURCES if kind == obj["kind"] and api.startswith(group)
+            )
+            hint = " (known versions: {})".format(", ".join(known_versions)) if known_versions else ""
+            return [
+                "no schema for {} {} in Kubernetes {} and not a registered custom resource{}".format(
+                    obj["apiVersion"], obj["kind"], self.version, hint
+                )
+            ]
+        errors = []
+        if spec.get("namespaced", True) and not (obj.get("metadata") or {}).get("namespace"):
+            errors.append("metadata.namespace is required for namespaced custom resources")
+        for path in spec.get("required", ()):
+            found, value = _lookup(obj, path)
+            if not found or value in (None, "", [], {}):
+                errors.append("{}: required by the {} CRD".format(path, obj["kind"]))
+        for path, expected in spec.get("types", {}).items():
+            found, value = _lookup(obj, path)
+            if found and not isinstance(value, expected):
+                errors.append(
+                    "{}: expected {}, got {}".format(path, expected.__name__, type(value).__name__)
+                )
+        if self.strict:
+            allowed = set(spec.get("top_level", ("spec",))) | {"apiVersion", "kind", "metadata"}
+            unexpected = sorted(set(obj) - allowed)
+            if unexpected:
+                errors.append("unexpected top-level field(s): {}".format(", ".join(unexpected)))
+        return errors
+
+
+def canonical_json(value: Any) -> str:
+    """Stable serialisation used to compare rendered content."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

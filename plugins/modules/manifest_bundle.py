@@ -1,0 +1,475 @@
+#!/usr/bin/python
+# Copyright: aistack.platform contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: manifest_bundle
+short_description: Render and validate one component's Kubernetes manifests and Helm releases
+version_added: "0.1.0"
+description:
+  - Writes the Kubernetes objects and Helm release specifications of one component to a
+    directory, one file per object, plus a C(kustomization.yaml), so the directory is usable
+    as a GitOps bundle.
+  - Every object is validated before anything is written; if one is invalid the task fails
+    naming the file, the object (C(Kind/name)) and the schema error, and the directory is
+    left as it was.
+  - Files are only rewritten when their content changes, so a second run reports
+    C(changed=false). Stale files from an earlier render are removed (O(prune)).
+  - This is the render half of the collection's deploy mechanism (role
+    M(aistack.platform.deploy) calls it in both C(render) and C(apply) modes).
+author:
+  - aistack.platform contributors
+extends_documentation_fragment:
+  - aistack.platform.k8s_render
+options:
+  dest:
+    description: Directory that holds the component's rendered files.
+    type: path
+    required: true
+  manifests:
+    description:
+      - Kubernetes objects, in apply order. Each item is one object (a mapping).
+      - Secrets must not carry C(data) or C(stringData); pass them through O(secrets) instead.
+    type: list
+    elements: dict
+    default: []
+  helm_releases:
+    description: Helm releases of the component, in install order.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Release name.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the release.
+        type: str
+        required: true
+      chart:
+        description:
+          - Chart reference, for example C(nvidia/gpu-operator) with O(helm_releases[].repo_url),
+            an C(oci://) reference, or a path to a local chart tarball.
+        type: str
+        required: true
+      version:
+        description: Pinned chart version. Ranges and C(latest) are rejected.
+        type: str
+        required: true
+      repo_url:
+        description: Chart repository URL (not used for C(oci://) or local charts).
+        type: str
+      values:
+        description: Values passed to the chart.
+        type: dict
+        default: {}
+      create_namespace:
+        description: Create the namespace when it does not exist.
+        type: bool
+        default: true
+      wait:
+        description: Wait for the release's resources to become ready when applied.
+        type: bool
+        default: true
+      timeout:
+        description: How long to wait when applied, as a Helm duration such as C(10m).
+        type: str
+        default: 10m
+  secrets:
+    description:
+      - Secrets the component needs. Only names, namespaces and key names are written (to
+        C(secrets.required.yaml)); values never reach the rendered files.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Secret name.
+        type: str
+        required: true
+      namespace:
+        description: Secret namespace.
+        type: str
+        required: true
+      keys:
+        description: Keys the workloads read from the Secret.
+        type: list
+        elements: str
+        default: []
+      source:
+        description: Where the value comes from (C(vault) or C(existing)).
+        type: str
+        choices: [vault, existing]
+        default: existing
+  prune:
+    description: Remove files in O(dest) that this render no longer produces.
+    type: bool
+    default: true
+  state:
+    description:
+      - V(present) writes the bundle; V(absent) removes O(dest) and everything in it.
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - Supports check mode and diff mode; in check mode nothing is written but validation runs.
+seealso:
+  - module: kubernetes.core.k8s
+  - module: kubernetes.core.helm
+"""
+
+EXAMPLES = r"""
+- name: Render LocalAI into the GitOps bundle
+  aistack.platform.manifest_bundle:
+    dest: build/single-node/localai
+    kubernetes_version: "1.31"
+    manifests:
+      - apiVersion: v1
+        kind: Service
+        metadata: {name: localai, namespace: ai-stack}
+        spec:
+          selector: {app.kubernetes.io/name: localai}
+          ports: [{name: http, port: 8080, targetPort: 8080}]
+    helm_releases:
+      - name: localai
+        namespace: ai-stack
+        chart: go-skynet/local-ai
+        repo_url: https://go-skynet.github.io/helm-charts/
+        version: 3.4.2
+        values: {replicaCount: 1}
+
+- name: Only validate (nothing is written)
+  aistack.platform.manifest_bundle:
+    dest: build/check
+    manifests: "{{ lookup('ansible.builtin.file', 'deployment.yaml') | ansible.builtin.from_yaml_all }}"
+  check_mode: true
+"""
+
+RETURN = r"""
+dest:
+  description: Absolute path of the bundle directory.
+  returned: always
+  type: str
+  sample: /srv/aistack/build/single-node/localai
+files:
+  description: Files of the bundle relative to O(dest), in apply order.
+  returned: always
+  type: list
+  elements: str
+  sample: [01-service-localai.yaml, helm/localai/release.yaml, helm/localai/values.yaml]
+changed_files:
+  description: Files that were (or in check mode would be) created, changed or removed.
+  returned: always
+  type: list
+  elements: str
+objects:
+  description: Number of Kubernetes objects rendered.
+  returned: always
+  type: int
+  sample: 4
+releases:
+  description: Number of Helm releases rendered.
+  returned: always
+  type: int
+  sample: 1
+kinds:
+  description: Count of rendered objects per kind.
+  returned: always
+  type: dict
+  sample: {Service: 1, Ingress: 1}
+kubernetes_version:
+  description: Kubernetes schema version the objects were validated against.
+  returned: when O(validate=true)
+  type: str
+  sample: 1.31.0
+errors:
+  description: Validation errors, one entry per invalid object (the task fails when non-empty).
+  returned: on validation failure
+  type: list
+  elements: dict
+"""
+
+import os
+import re
+import shutil
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.aistack.platform.plugins.module_utils.k8s_validation import (
+    HAS_KUBERNETES_VALIDATE,
+    KUBERNETES_VALIDATE_IMPORT_ERROR,
+    ManifestValidator,
+    object_ref,
+)
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover
+    HAS_YAML = False
+
+HEADER = "# Rendered by aistack.platform; changes are overwritten on the next render.\n"
+PINNED_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+MANAGED_SUFFIXES = (".yaml", ".yml")
+
+
+class _Dumper(yaml.SafeDumper if HAS_YAML else object):  # type: ignore[misc]
+    """Block-style YAML with multi-line strings as literal blocks (readable ConfigMaps)."""
+
+
+def _str_presenter(dumper: Any, data: str) -> Any:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+if HAS_YAML:
+    _Dumper.add_representer(str, _str_presenter)
+
+
+def to_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+def slug(value: str) -> str:
+    return re.sub(r"[^a-z0-9.-]+", "-", value.lower()).strip("-")
+
+
+def plan_files(
+    manifests: list[dict[str, Any]],
+    releases: list[dict[str, Any]],
+    secrets: list[dict[str, Any]],
+) -> dict[str, str]:
+    """Maps each bundle file (relative path) to its content, in apply order."""
+    files: dict[str, str] = {}
+    width = max(2, len(str(len(manifests))))
+    names = []
+    for index, obj in enumerate(manifests, start=1):
+        meta = obj.get("metadata") or {}
+        name = "{:0{w}d}-{}-{}.yaml".format(
+            index, slug(obj.get("kind", "object")), slug(meta.get("name", "unnamed")), w=width
+        )
+        files[name] = HEADER + to_yaml(obj)
+        names.append(name)
+    for release in releases:
+        spec = {key: value for key, value in release.items() if key != "values"}
+        base = "helm/{}".format(slug(release["name"]))
+        files[base + "/release.yaml"] = HEADER + to_yaml(spec)
+        files[base + "/values.yaml"] = HEADER + to_yaml(release.get("values") or {})
+    if secrets:
+        files["secrets.required.yaml"] = HEADER + to_yaml(
+            {
+                "description": "Secrets that must exist before these manifests are applied. "
+                "Values are never rendered: create them from Vault or your secret manager.",
+                "secrets": [
+                    {
+                        "name": s["name"],
+                        "namespace": s["namespace"],
+                        "keys": s.get("keys") or [],
+                        "source": s.get("source", "existing"),
+                    }
+                    for s in secrets
+                ],
+            }
+        )
+    if names:
+        files["kustomization.yaml"] = HEADER + to_yaml(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": names,
+            }
+        )
+    return files
+
+
+def existing_files(dest: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if not os.path.isdir(dest):
+        return found
+    for root, _dirs, filenames in os.walk(dest):
+        for filename in filenames:
+            if filename.endswith(MANAGED_SUFFIXES):
+                path = os.path.join(root, filename)
+                with open(path, encoding="utf-8") as handle:
+                    found[os.path.relpath(path, dest)] = handle.read()
+    return found
+
+
+def validate_releases(releases: list[dict[str, Any]]) -> list[dict[str, str]]:
+    errors = []
+    for release in releases:
+        message = None
+        if not PINNED_VERSION.match(str(release.get("version", ""))):
+            message = "chart version {!r} is not pinned (expected MAJOR.MINOR.PATCH)".format(
+                release.get("version")
+            )
+        chart = release["chart"]
+        local = chart.startswith(("/", "./", "../")) or chart.endswith(".tgz")
+        if not message and not (chart.startswith("oci://") or local or release.get("repo_url")):
+            message = "chart {!r} needs repo_url (or an oci:// or local chart)".format(chart)
+        if message:
+            errors.append(
+                {
+                    "file": "helm/{}/release.yaml".format(slug(release["name"])),
+                    "object": "HelmRelease/{}".format(release["name"]),
+                    "error": message,
+                }
+            )
+    return errors
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    params = module.params
+    dest = os.path.abspath(params["dest"])
+    result: dict[str, Any] = {
+        "changed": False,
+        "dest": dest,
+        "files": [],
+        "changed_files": [],
+        "objects": 0,
+        "releases": 0,
+        "kinds": {},
+    }
+    before = existing_files(dest)
+
+    if params["state"] == "absent":
+        result["changed_files"] = sorted(before)
+        result["changed"] = os.path.exists(dest)
+        if result["changed"] and module._diff:
+            result["diff"] = {"before": {"files": sorted(before)}, "after": {"files": []}}
+        if result["changed"] and not module.check_mode:
+            shutil.rmtree(dest)
+        return result
+
+    manifests = params["manifests"]
+    releases = params["helm_releases"]
+    planned = plan_files(manifests, releases, params["secrets"])
+    manifest_files = [name for name in planned if re.match(r"^\d+-", name)]
+
+    errors = validate_releases(releases)
+    if params["validate"]:
+        try:
+            validator = ManifestValidator(params["kubernetes_version"], strict=params["strict"])
+        except ValueError as exc:
+            module.fail_json(msg=to_native(exc))
+        result["kubernetes_version"] = validator.version
+        for filename, obj in zip(manifest_files, manifests):
+            for message in validator.validate(obj):
+                errors.append(
+                    {
+                        "file": os.path.join(dest, filename),
+                        "object": object_ref(obj),
+                        "error": message,
+                    }
+                )
+    if errors:
+        lines = ["{} [{}]: {}".format(e["file"], e["object"], e["error"]) for e in errors]
+        module.fail_json(
+            msg="{} invalid object(s), nothing written:\n{}".format(len(errors), "\n".join(lines)),
+            errors=errors,
+            **result,
+        )
+
+    kinds: dict[str, int] = {}
+    for obj in manifests:
+        kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
+    changed = [name for name, content in planned.items() if before.get(name) != content]
+    stale = sorted(set(before) - set(planned)) if params["prune"] else []
+    result.update(
+        files=list(planned),
+        objects=len(manifests),
+        releases=len(releases),
+        kinds=kinds,
+        changed_files=changed + stale,
+        changed=bool(changed or stale),
+    )
+    if module._diff and result["changed"]:
+        result["diff"] = [
+            {
+                "before_header": os.path.join(dest, name),
+                "after_header": os.path.join(dest, name),
+                "before": before.get(name, ""),
+                "after": planned.get(name, ""),
+            }
+            for name in changed + stale
+        ]
+    if module.check_mode:
+        return result
+
+    for name in changed:
+        path = os.path.join(dest, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # Write then rename, so an interrupted run never leaves a truncated manifest.
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(planned[name])
+        os.replace(tmp, path)
+    for name in stale:
+        os.remove(os.path.join(dest, name))
+    for root, dirs, files in os.walk(dest, topdown=False):
+        if root != dest and not dirs and not files:
+            os.rmdir(root)
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "dest": {"type": "path", "required": True},
+            "manifests": {"type": "list", "elements": "dict", "default": []},
+            "helm_releases": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "namespace": {"type": "str", "required": True},
+                    "chart": {"type": "str", "required": True},
+                    "version": {"type": "str", "required": True},
+                    "repo_url": {"type": "str"},
+                    "values": {"type": "dict", "default": {}},
+                    "create_namespace": {"type": "bool", "default": True},
+                    "wait": {"type": "bool", "default": True},
+                    "timeout": {"type": "str", "default": "10m"},
+                },
+            },
+            "secrets": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "namespace": {"type": "str", "required": True},
+                    "keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
+                    "source": {
+                        "type": "str",
+                        "choices": ["vault", "existing"],
+                        "default": "existing",
+                    },
+                },
+            },
+            "prune": {"type": "bool", "default": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "kubernetes_version": {"type": "str", "default": "1.31"},
+            "validate": {"type": "bool", "default": True},
+            "strict": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
+    if module.params["validate"] and not HAS_KUBERNETES_VALIDATE:
+        module.fail_json(
+            msg=missing_required_lib("kubernetes-validate"),
+            exception=to_native(KUBERNETES_VALIDATE_IMPORT_ERROR),
+        )
+    module.exit_json(**run(module))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""aistack RAG pipeline service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""Service configuration: environment variables first, keyword arguments for in-process use."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All knobs of the service. Env var names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # Endpoints: LOCALAI_URL is the shared OpenAI-compatible base; LLM_URL/EMBEDDING_URL override it.
+    localai_url: str | None = None
+    llm_url: str | None = None
+    embedding_url: str | None = None
+    llm_api_key: str | None = None
+    embedding_api_key: str | None = None
+    llm_model: str = "llama-3.2-3b-instruct"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_backend: Literal["openai", "local"] = "local"
+    embedding_model_path: str | None = None  # local backend; default: the bundled MiniLM
+    embedding_batch_size: int = Field(64, ge=1, le=1024)
+
+    # Vector store.
+    vector_store: Literal["qdrant", "pgvector"] = "qdrant"
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    qdrant_path: str | None = None  # embedded mode on disk; neither URL nor path = in memory
+    pgvector_dsn: str | None = None
+    collection_name: str = Field("documents", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    upsert_batch_size: int = Field(256, ge=1, le=10_000)
+
+    # Ingestion.
+    chunk_size: int = Field(512, ge=1, le=10_000)
+    chunk_overlap: int = Field(50, ge=0)
+    max_document_chars: int = Field(1_000_000, ge=1)
+    max_batch_documents: int = Field(1_000, ge=1)
+    max_request_bytes: int = Field(20_000_000, ge=1_000)
+    max_query_chars: int = Field(4_000, ge=1)
+
+    # Retrieval.
+    embedding_strategy: Literal["dense", "sparse", "hybrid", "legacy"] = "hybrid"
+    hybrid_fusion: Literal["zscore", "minmax", "rrf"] = "zscore"
+    dense_weight: float = Field(0.65, ge=0.0, le=1.0)
+    rrf_k: int = Field(60, ge=1)
+    fusion_candidates: int = Field(100, ge=1, le=1_000)
+    bm25_k1: float = Field(1.2, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    bm25_avgdl: float = Field(100.0, gt=0)
+
+    # Re-ranking: none keeps the retrieval order; overlap = 0.6 vector + 0.4 lexical baseline;
+    # remote = Jina-style /v1/rerank at RERANK_URL.
+    reranker: Literal["none", "overlap", "remote"] = "none"
+    rerank_url: str | None = None
+    rerank_model: str = "jina-reranker-v1-base-en"
+    rerank_vector_weight: float = Field(0.6, ge=0.0, le=1.0)
+
+    # Generation.
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=1)
+    llm_timeout_s: float = Field(60.0, gt=0)
+    system_prompt: str | None = None
+
+    # Service.
+    api_key: str | None = None
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_SIZE")
+        if self.vector_store == "pgvector" and not self.pgvector_dsn:
+            raise ValueError("VECTOR_STORE=pgvector needs PGVECTOR_DSN")
+        if self.reranker == "remote" and not (self.rerank_url or self.localai_url):
+            raise ValueError("RERANKER=remote needs RERANK_URL (or LOCALAI_URL)")
+        return self
+
+    @property
+    def effective_llm_url(self) -> str | None:
+        return self.llm_url or self.localai_url
+
+    @property
+    def effective_embedding_url(self) -> str | None:
+        return self.embedding_url or self.localai_url
