@@ -42,11 +42,11 @@ ALLOWED = ("name", "namespace", "keys", "source")
 
 def secret_refs(specs: Any) -> list[dict[str, Any]]:
     if not isinstance(specs, list):
-        raise AnsibleFilterError("secret_refs expects a list, got {}".format(type(specs).__name__))
+        raise AnsibleFilterError(f"secret_refs expects a list, got {type(specs).__name__}")
     refs = []
     for spec in specs:
         if not isinstance(spec, dict) or "name" not in spec:
-            raise AnsibleFilterError("each secret needs at least a name, got {!r}".format(spec))
+            raise AnsibleFilterError(f"each secret needs at least a name, got {spec!r}")
         ref = {key: spec[key] for key in ALLOWED if key in spec}
         if "keys" not in ref and isinstance(spec.get("data"), dict):
             ref["keys"] = sorted(spec["data"])

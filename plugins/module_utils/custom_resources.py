@@ -53,7 +53,9 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
         "required": ["spec.instances", "spec.storage.size"],
         "types": {"spec.instances": int},
     },
-    ("postgresql.cnpg.io/v1", "ScheduledBackup"): {"required": ["spec.schedule", "spec.cluster.name"]},
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"): {
+        "required": ["spec.schedule", "spec.cluster.name"]
+    },
     # Llama Stack operator
     ("llamastack.io/v1alpha1", "LlamaStackDistribution"): {"required": ["spec.server"]},
     # Kuadrant MCP gateway

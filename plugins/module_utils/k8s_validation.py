@@ -48,7 +48,7 @@ def object_ref(obj: dict[str, Any]) -> str:
 def _error_path(error: Any) -> str:
     path = ""
     for part in error.absolute_path:
-        path += "[{}]".format(part) if isinstance(part, int) else ".{}".format(part)
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path.lstrip(".") or "<root>"
 
 
@@ -66,17 +66,17 @@ class ManifestValidator:
 
     def __init__(self, kubernetes_version: str, strict: bool = True) -> None:
         if not HAS_KUBERNETES_VALIDATE:
-            raise RuntimeError("kubernetes-validate is required: {}".format(KUBERNETES_VALIDATE_IMPORT_ERROR))
+            raise RuntimeError(
+                f"kubernetes-validate is required: {KUBERNETES_VALIDATE_IMPORT_ERROR}"
+            )
         requested = kubernetes_version.lstrip("v")
         minor = kv_utils.major_minor(requested)
         supported = [v for v in kv_utils.all_versions() if kv_utils.major_minor(v) == minor]
         if not supported:
+            versions = kv_utils.all_versions()
             raise ValueError(
-                "kubernetes-validate has no schemas for Kubernetes {} (it has {} to {})".format(
-                    requested,
-                    kv_utils.all_versions()[0],
-                    kv_utils.all_versions()[-1],
-                )
+                f"kubernetes-validate has no schemas for Kubernetes {requested} "
+                f"(it has {versions[0]} to {versions[-1]})"
             )
         self.version = supported[-1]
         self.strict = strict
@@ -89,7 +89,7 @@ class ManifestValidator:
     def _definitions_registry(self) -> Any:
         if self._registry is None:
             definitions = kv_utils.schema_contents(
-                "{}/_definitions.json".format(self._schema_dir), self.version
+                f"{self._schema_dir}/_definitions.json", self.version
             )
             self._registry = Resource.from_contents(definitions) @ Registry()
         return self._registry
@@ -99,7 +99,7 @@ class ManifestValidator:
         if key not in self._validators:
             # rbac.authorization.k8s.io/v1 -> rbac-v1, as kubernetes-validate names its files
             group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-            filename = "{}/{}-{}.json".format(self._schema_dir, kind.lower(), group_version)
+            filename = f"{self._schema_dir}/{kind.lower()}-{group_version}.json"
             try:
                 schema = kv_utils.schema_contents(filename, self.version)
             except FileNotFoundError:
@@ -114,11 +114,11 @@ class ManifestValidator:
     def validate(self, obj: Any) -> list[str]:
         """Returns a list of error messages (empty when the object is valid)."""
         if not isinstance(obj, dict):
-            return ["not a mapping (got {})".format(type(obj).__name__)]
+            return [f"not a mapping (got {type(obj).__name__})"]
         errors = []
         for field in ("apiVersion", "kind"):
             if not isinstance(obj.get(field), str) or not obj.get(field):
-                errors.append("{} is required".format(field))
+                errors.append(f"{field} is required")
         meta = obj.get("metadata")
         name = meta.get("name") if isinstance(meta, dict) else None
         if not isinstance(name, str) or not name:
@@ -126,7 +126,7 @@ class ManifestValidator:
         else:
             pattern = DNS_LABEL if obj.get("kind") in LABEL_NAMED_KINDS else DNS_SUBDOMAIN
             if not pattern.match(name) or len(name) > 253:
-                errors.append("metadata.name {!r} is not a valid DNS name".format(name))
+                errors.append(f"metadata.name {name!r} is not a valid DNS name")
         if errors:
             return errors
         if obj["kind"] == "Secret" and (obj.get("data") or obj.get("stringData")):
@@ -138,7 +138,7 @@ class ManifestValidator:
         validator = self._validator_for(obj["apiVersion"], obj["kind"])
         if validator is not None:
             return [
-                "{}: {}".format(_error_path(err), err.message)
+                f"{_error_path(err)}: {err.message}"
                 for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path))
             ]
         return self._validate_custom(obj)
@@ -148,13 +148,16 @@ class ManifestValidator:
         spec = CUSTOM_RESOURCES.get((obj["apiVersion"], obj["kind"]))
         if spec is None:
             known_versions = sorted(
-                api for (api, kind) in CUSTOM_RESOURCES if kind == obj["kind"] and api.startswith(group)
+                api
+                for (api, kind) in CUSTOM_RESOURCES
+                if kind == obj["kind"] and api.startswith(group)
             )
-            hint = " (known versions: {})".format(", ".join(known_versions)) if known_versions else ""
+            hint = (
+                " (known versions: {})".format(", ".join(known_versions)) if known_versions else ""
+            )
             return [
-                "no schema for {} {} in Kubernetes {} and not a registered custom resource{}".format(
-                    obj["apiVersion"], obj["kind"], self.version, hint
-                )
+                f"no schema for {obj['apiVersion']} {obj['kind']} in Kubernetes {self.version} "
+                f"and not a registered custom resource{hint}"
             ]
         errors = []
         if spec.get("namespaced", True) and not (obj.get("metadata") or {}).get("namespace"):
@@ -166,9 +169,7 @@ class ManifestValidator:
         for path, expected in spec.get("types", {}).items():
             found, value = _lookup(obj, path)
             if found and not isinstance(value, expected):
-                errors.append(
-                    "{}: expected {}, got {}".format(path, expected.__name__, type(value).__name__)
-                )
+                errors.append(f"{path}: expected {expected.__name__}, got {type(value).__name__}")
         if self.strict:
             allowed = set(spec.get("top_level", ("spec",))) | {"apiVersion", "kind", "metadata"}
             unexpected = sorted(set(obj) - allowed)

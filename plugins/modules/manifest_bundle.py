@@ -143,7 +143,7 @@ EXAMPLES = r"""
 - name: Only validate (nothing is written)
   aistack.platform.manifest_bundle:
     dest: build/check
-    manifests: "{{ lookup('ansible.builtin.file', 'deployment.yaml') | ansible.builtin.from_yaml_all }}"
+    manifests: "{{ lookup('ansible.builtin.file', 'app.yaml') | ansible.builtin.from_yaml_all }}"
   check_mode: true
 """
 
@@ -311,7 +311,7 @@ def validate_releases(releases: list[dict[str, Any]]) -> list[dict[str, str]]:
         chart = release["chart"]
         local = chart.startswith(("/", "./", "../")) or chart.endswith(".tgz")
         if not message and not (chart.startswith("oci://") or local or release.get("repo_url")):
-            message = "chart {!r} needs repo_url (or an oci:// or local chart)".format(chart)
+            message = f"chart {chart!r} needs repo_url (or an oci:// or local chart)"
         if message:
             errors.append(
                 {
@@ -358,7 +358,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         except ValueError as exc:
             module.fail_json(msg=to_native(exc))
         result["kubernetes_version"] = validator.version
-        for filename, obj in zip(manifest_files, manifests):
+        for filename, obj in zip(manifest_files, manifests, strict=False):
             for message in validator.validate(obj):
                 errors.append(
                     {
@@ -411,8 +411,8 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         os.replace(tmp, path)
     for name in stale:
         os.remove(os.path.join(dest, name))
-    for root, dirs, files in os.walk(dest, topdown=False):
-        if root != dest and not dirs and not files:
+    for root, _dirs, _files in os.walk(dest, topdown=False):
+        if root != dest and not os.listdir(root):
             os.rmdir(root)
     return result
 

@@ -1,5 +1,5 @@
-# Copyright: (c) 2026, aistack.platform contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: aistack.platform contributors
+# Apache License 2.0 (see LICENSE)
 """Lean asyncio HTTP/1.1 client for OpenAI-compatible streaming endpoints.
 
 One :class:`_Conn` protocol object per keep-alive connection parses the status line, the
@@ -224,8 +224,19 @@ class _Conn(asyncio.Protocol):
         waiter = self.waiter
         self.abort()
         if waiter is not None and not waiter.done():
-            waiter.set_result((False, self.status, self.first, self.last, perf_counter(),
-                               self.chunks, self.usage_out, self.usage_in, why))
+            waiter.set_result(
+                (
+                    False,
+                    self.status,
+                    self.first,
+                    self.last,
+                    perf_counter(),
+                    self.chunks,
+                    self.usage_out,
+                    self.usage_in,
+                    why,
+                )
+            )
 
     def _finish(self, now: float) -> None:
         if self.timer is not None:
@@ -253,8 +264,19 @@ class _Conn(asyncio.Protocol):
             self._plain_body(now)
             err = self.err
         if waiter is not None and not waiter.done():
-            waiter.set_result((not err, status, self.first, self.last, now, self.chunks,
-                               self.usage_out, self.usage_in, err))
+            waiter.set_result(
+                (
+                    not err,
+                    status,
+                    self.first,
+                    self.last,
+                    now,
+                    self.chunks,
+                    self.usage_out,
+                    self.usage_in,
+                    err,
+                )
+            )
         if not self.closed:
             self.pool.release(self)
 
@@ -504,7 +526,11 @@ class Pool:
             conn = None
             while self.idle:
                 cand = self.idle.pop()
-                if not cand.closed and cand.transport is not None and not cand.transport.is_closing():
+                if (
+                    not cand.closed
+                    and cand.transport is not None
+                    and not cand.transport.is_closing()
+                ):
                     conn = cand
                     break
                 self.all.discard(cand)
@@ -514,7 +540,7 @@ class Pool:
                     conn = await self._connect()
                 except asyncio.CancelledError:
                     raise
-                except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+                except (TimeoutError, OSError, ssl.SSLError) as exc:
                     now = perf_counter()
                     msg = f"connect to {self.target.host}:{self.target.port} failed: {exc!s}"
                     if isinstance(exc, asyncio.TimeoutError):

@@ -1,5 +1,5 @@
-# Copyright: (c) 2026, aistack.platform contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: aistack.platform contributors
+# Apache License 2.0 (see LICENSE)
 """Request bodies: seeded synthetic prompts or a prompt dataset file (JSONL / text)."""
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ __all__ = ["PromptSource", "load_prompt_file", "synthetic_prompt"]
 
 # Short, common English words: each is one token for BPE tokenizers used by Llama, Mistral,
 # Qwen and GPT models, so ``n`` words make a prompt of about ``n`` tokens (plus the template).
-_WORDS = (
-    "the of and to in is for on that with as it at by from this be are was or an not have "
-    "you all can one has but more will new we they time data model system use first when "
-    "year work page also two each any make most like over some than these way only out what "
-    "where after back many such high other may well last most very just how same good long "
-    "part small both city world life case state group place point line side light water "
-    "power order level house form end name game open plan road test body fact book price "
-    "sound table paper river stone music field garden market window letter summer winter"
-).split()
+_WORDS_TEXT = (
+    "the of and to in is for on that with as it at by from this be are was or an not "
+    "have you all can one has but more will new we they time data model system use first "
+    "when year work page also two each any make most like over some than these way only "
+    "out what where after back many such high other may well last most very just how "
+    "same good long part small both city world life case state group place point line "
+    "side light water power order level house form end name game open plan road test "
+    "body fact book price sound table paper river stone music field garden market window "
+    "letter summer winter"
+)
+_WORDS = tuple(_WORDS_TEXT.split())
 
 
 def synthetic_prompt(rng: random.Random, tokens: int, index: int) -> str:

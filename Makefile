@@ -1,0 +1,69 @@
+# aistack.platform — the whole set-up on a fresh machine is `make up` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INVENTORY ?= inventories/local
+ANSIBLE_TEST_PIP := $(HOME)/.ansible/test/cache
+SANITY_ROOT := .cache/sanity/ansible_collections/aistack/platform
+export ANSIBLE_FORCE_COLOR ?= false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements/lock.txt
+	$(BIN)/pip install --quiet --no-deps -e services/rag_pipeline
+	@touch $@
+
+venv: $(STAMP) ## Create .venv with every pinned dependency
+
+up: venv ## Render + validate both architectures, start the local RAG service, ingest, ask
+	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml
+
+down: venv ## Stop what `make up` started
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/embedded_down.yml
+
+render: venv ## Render one inventory without a cluster: make render INVENTORY=inventories/single-node
+	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml -e aistack_deploy_mode=render
+
+lint: venv ## ruff, yamllint, ansible-lint (production profile)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+
+build: venv ## Build the collection tarball into build/
+	$(BIN)/ansible-galaxy collection build --force --output-path build/collection .
+
+sanity: build ## ansible-test sanity on the built collection (offline pip bootstrap)
+	@mkdir -p $(ANSIBLE_TEST_PIP)
+	@for v in 24_2 25_0 25_1 25_3; do cp scripts/get-pip-standin.py $(ANSIBLE_TEST_PIP)/get_pip_$$v.py; done
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	tar -xzf build/collection/aistack-platform-*.tar.gz -C $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
+
+pytest: venv ## pytest: modules, rendering, services integration
+	$(BIN)/pytest
+
+molecule: venv ## molecule test for molecule/default (render every inventory, idempotence, verify)
+	cd molecule/.. && PATH=$(CURDIR)/$(BIN):$$PATH molecule test -s default
+
+test: lint sanity pytest molecule ## Everything CI runs
+
+bench-rag: venv ## RAG retrieval quality, ingestion throughput and query latency
+	$(BIN)/python benchmarks/rag_all.py
+
+bench-llm: venv ## Benchmark of the llm_benchmark module against guidellm
+	$(BIN)/python benchmarks/llm_benchmark_bench.py
+
+clean: ## Remove build output and caches (keeps .venv)
+	rm -rf build .cache .state tests/output .pytest_cache .ruff_cache

@@ -1,0 +1,136 @@
+"""Request and response models (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CollectionName = str
+COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+DOCUMENT_ID_PATTERN = r"^[^\x00-\x1f]{1,256}$"
+
+
+class DocumentIn(BaseModel):
+    """One document to ingest. ``document_id`` defaults to the SHA-256 of the text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(..., min_length=1, description="Document text (must contain a word)")
+    document_id: str | None = Field(None, pattern=DOCUMENT_ID_PATTERN)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class IngestRequest(DocumentIn):
+    collection: str | None = Field(None, pattern=COLLECTION_PATTERN)
+
+
+class BatchIngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentIn] = Field(..., min_length=1)
+    collection: str | None = Field(None, pattern=COLLECTION_PATTERN)
+
+
+IngestStatus = Literal["created", "updated", "unchanged"]
+
+
+class IngestResponse(BaseModel):
+    collection_name: str
+    document_id: str
+    content_hash: str
+    status: IngestStatus
+    chunks_created: int
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class BatchIngestResponse(BaseModel):
+    collection_name: str
+    results: list[IngestResponse]
+    documents: int
+    created: int
+    updated: int
+    unchanged: int
+    chunks_created: int
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1)
+    collection: str | None = Field(None, pattern=COLLECTION_PATTERN)
+    top_k: int = Field(10, ge=1, le=1000, description="Candidates retrieved")
+    top_n: int = Field(3, ge=1, le=1000, description="Sources kept after re-ranking")
+    generate: bool = True
+    stream: bool = Field(False, description="Answer as server-sent events")
+    strategy: Literal["dense", "sparse", "hybrid", "legacy"] | None = Field(
+        None, description="Override EMBEDDING_STRATEGY for this query"
+    )
+    reranker: Literal["none", "overlap", "remote"] | None = Field(
+        None, description="Override RERANKER for this query"
+    )
+
+
+class Source(BaseModel):
+    document_id: str
+    chunk_index: int
+    text: str
+    score: float
+    rerank_score: float
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class QueryResponse(BaseModel):
+    answer: str
+    answer_mode: Literal["generated", "extractive", "none"]
+    sources: list[Source]
+    collection_name: str
+    generation_error: str | None = None
+    latency_ms: dict[str, float]
+
+
+class DocumentSummary(BaseModel):
+    document_id: str
+    content_hash: str
+    chunks: int
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DocumentList(BaseModel):
+    collection: str
+    documents: list[DocumentSummary]
+
+
+class DeleteResponse(BaseModel):
+    collection_name: str
+    document_id: str
+    deleted_chunks: int
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    chunks: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionInfo]
+
+
+class CollectionCreated(BaseModel):
+    name: str
+    created: bool
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,418 @@
+"""The RAG pipeline: ingest (validate, chunk, embed, upsert) and query (embed, search, re-rank,
+generate). Used by the HTTP service and in process (the Ansible ingestion module)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rag_pipeline.chunking import chunk_words
+from rag_pipeline.documents import content_hash, point_id
+from rag_pipeline.embeddings import Embedder, EmbedderError, make_embedder
+from rag_pipeline.generation import GenerationError, Generator, extractive_answer
+from rag_pipeline.metrics import Metrics
+from rag_pipeline.models import (
+    BatchIngestResponse,
+    DocumentIn,
+    DocumentSummary,
+    IngestResponse,
+    QueryRequest,
+    QueryResponse,
+    Source,
+)
+from rag_pipeline.rerank import RerankError, no_rerank, overlap_rerank, remote_rerank
+from rag_pipeline.retrieval import Candidate, from_hits, fuse
+from rag_pipeline.settings import Settings
+from rag_pipeline.sparse import BM25Encoder
+from rag_pipeline.stores import (
+    ChunkPoint,
+    CollectionNotFoundError,
+    StoreUnavailableError,
+    VectorStore,
+    make_store,
+)
+
+log = logging.getLogger("rag_pipeline.pipeline")
+
+
+class InvalidInputError(ValueError):
+    """Input passed model validation but cannot be processed (maps to HTTP 422)."""
+
+
+class Timer:
+    """Collects per-stage wall time in milliseconds."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + (time.perf_counter() - t0) * 1000
+
+    def done(self) -> dict[str, float]:
+        self.stages["total"] = (time.perf_counter() - self.start) * 1000
+        return {k: round(v, 3) for k, v in self.stages.items()}
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+class Pipeline:
+    """One store, one embedder, optional LLM. Thread-safe for concurrent requests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: VectorStore,
+        embedder: Embedder | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._embedder = embedder
+        self.metrics = metrics or Metrics()
+        self.bm25 = BM25Encoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avgdl)
+        self._generator: Generator | None = None
+        self._known_collections: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Pipeline:
+        settings = settings or Settings()
+        return cls(settings, make_store(settings), **kwargs)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+        if self._generator is not None:
+            self._generator.close()
+
+    # -- components -----------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        # Lazy: a process that only lists or deletes documents never loads the model.
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def generator(self) -> Generator | None:
+        if self._generator is None and self.settings.effective_llm_url:
+            self._generator = Generator(self.settings)
+        return self._generator
+
+    def _collection(self, name: str | None) -> str:
+        return name or self.settings.collection_name
+
+    def ensure_collection(self, collection: str | None = None) -> bool:
+        """Create the collection (dense size from the embedder, cosine, BM25 sparse with IDF)."""
+        name = self._collection(collection)
+        if name in self._known_collections:
+            return False
+        created = self.store.ensure_collection(name, self.embedder.dimension)
+        self._known_collections.add(name)
+        return created
+
+    def _require_collection(self, name: str) -> None:
+        if not self.store.collection_exists(name):
+            self._known_collections.discard(name)
+            raise CollectionNotFoundError(f"collection {name!r} not found")
+
+    def ready(self) -> dict[str, str]:
+        """Check store and embedder; raise StoreUnavailableError / EmbedderError on failure."""
+        self.store.ping()
+        self.embedder.check()
+        return {"store": f"ok ({self.store.kind})", "embedder": f"ok ({self.embedder.name})"}
+
+    # -- ingestion ------------------------------------------------------------------------
+
+    def ingest(self, document: DocumentIn, collection: str | None = None) -> IngestResponse:
+        batch = self.ingest_batch([document], collection)
+        result = batch.results[0]
+        result.latency_ms = batch.latency_ms
+        return result
+
+    def ingest_batch(
+        self, documents: list[DocumentIn], collection: str | None = None
+    ) -> BatchIngestResponse:
+        """Idempotent, per-document atomic ingestion; one embedding call for the whole batch."""
+        name = self._collection(collection)
+        timer = Timer()
+        s = self.settings
+        with timer.stage("chunk"):
+            prepared: list[tuple[str, str, DocumentIn, list[str]]] = []
+            seen: set[str] = set()
+            for i, doc in enumerate(documents):
+                chunks = chunk_words(doc.text, s.chunk_size, s.chunk_overlap)
+                if not chunks:
+                    raise InvalidInputError(f"document {i}: text has no words")
+                digest = content_hash(doc.text)
+                doc_id = doc.document_id or digest
+                if doc_id in seen:
+                    raise InvalidInputError(f"document {i}: duplicate document_id {doc_id!r}")
+                seen.add(doc_id)
+                prepared.append((doc_id, digest, doc, chunks))
+        with timer.stage("store"):
+            self.ensure_collection(name)
+            existing: dict[str, list] = defaultdict(list)
+            for chunk in self.store.existing_chunks(name, [p[0] for p in prepared]):
+                existing[chunk.document_id].append(chunk)
+
+        results: list[IngestResponse] = []
+        to_write = []
+        for doc_id, digest, doc, chunks in prepared:
+            old = existing.get(doc_id, [])
+            complete = bool(old) and all(
+                c.content_hash == digest and c.chunks_total == len(chunks) for c in old
+            ) and len(old) == len(chunks)
+            status = "unchanged" if complete else ("updated" if old else "created")
+            results.append(
+                IngestResponse(
+                    collection_name=name,
+                    document_id=doc_id,
+                    content_hash=digest,
+                    status=status,
+                    chunks_created=0 if complete else len(chunks),
+                )
+            )
+            if not complete:
+                to_write.append((doc_id, digest, doc, chunks, old))
+
+        if to_write:
+            texts = [c for *_, chunks, _ in to_write for c in chunks]
+            with timer.stage("embed"):
+                dense = self.embedder.embed(texts)
+            with timer.stage("sparse"):
+                sparse = [self.bm25.encode_document(t) for t in texts]
+            points: list[ChunkPoint] = []
+            stale: list[str] = []
+            k = 0
+            for doc_id, digest, doc, chunks, old in to_write:
+                new_ids = set()
+                for idx, text in enumerate(chunks):
+                    pid = point_id(doc_id, digest, idx)
+                    new_ids.add(pid)
+                    payload = {
+                        "document_id": doc_id,
+                        "content_hash": digest,
+                        "chunk_index": idx,
+                        "chunks_total": len(chunks),
+                        "text": text,
+                        "metadata": doc.metadata,
+                    }
+                    points.append(ChunkPoint(pid, dense[k].tolist(), sparse[k], payload))
+                    k += 1
+                stale.extend(c.id for c in old if c.id not in new_ids)
+            with timer.stage("upsert"):
+                self._write(name, points, {c.id for *_, old in to_write for c in old})
+                # Old versions go only after every new chunk is stored: a failure above leaves
+                # them untouched.
+                self.store.delete_points(name, stale)
+        latency = timer.done()
+        self.metrics.observe_stages("ingest", latency)
+        for r in results:
+            self.metrics.documents.labels(r.status).inc()
+        self.metrics.chunks.inc(sum(r.chunks_created for r in results))
+        return BatchIngestResponse(
+            collection_name=name,
+            results=results,
+            documents=len(results),
+            created=sum(r.status == "created" for r in results),
+            updated=sum(r.status == "updated" for r in results),
+            unchanged=sum(r.status == "unchanged" for r in results),
+            chunks_created=sum(r.chunks_created for r in results),
+            latency_ms=latency,
+        )
+
+    def _write(self, name: str, points: list[ChunkPoint], previous_ids: set[str]) -> None:
+        """Upsert in batches; on failure remove what this call added, then re-raise."""
+        written: list[str] = []
+        size = self.settings.upsert_batch_size
+        try:
+            for start in range(0, len(points), size):
+                batch = points[start : start + size]
+                self.store.upsert(name, batch)
+                written.extend(p.id for p in batch)
+        except Exception:
+            added = [pid for pid in written if pid not in previous_ids]
+            try:
+                self.store.delete_points(name, added)
+            except Exception:  # the original error matters more; log the cleanup failure
+                log.exception("rollback of %d new points failed", len(added))
+            raise
+
+    # -- documents ------------------------------------------------------------------------
+
+    def list_documents(self, collection: str | None = None) -> list[DocumentSummary]:
+        name = self._collection(collection)
+        self._require_collection(name)
+        return [
+            DocumentSummary(
+                document_id=d.document_id,
+                content_hash=d.content_hash,
+                chunks=d.chunks,
+                metadata=d.metadata,
+            )
+            for d in self.store.list_documents(name)
+        ]
+
+    def delete_document(self, document_id: str, collection: str | None = None) -> int:
+        name = self._collection(collection)
+        self._require_collection(name)
+        return self.store.delete_document(name, document_id)
+
+    def list_collections(self) -> list[tuple[str, int]]:
+        return self.store.list_collections()
+
+    # -- query ----------------------------------------------------------------------------
+
+    def retrieve(self, request: QueryRequest, timer: Timer) -> list[tuple[Candidate, float]]:
+        s = self.settings
+        name = self._collection(request.collection)
+        strategy = request.strategy or s.embedding_strategy
+        self._require_collection(name)
+        depth = max(request.top_k, s.fusion_candidates) if strategy == "hybrid" else request.top_k
+        dense_hits, sparse_hits = [], []
+        with timer.stage("embed"):
+            qvec = self.embedder.embed_query(request.query) if strategy != "sparse" else None
+            qsparse = self.bm25.encode_query(request.query) if strategy != "dense" else None
+        with timer.stage("search"):
+            if qvec is not None:
+                dense_hits = self.store.search_dense(name, qvec.tolist(), depth)
+            if qsparse is not None:
+                sparse_hits = self.store.search_sparse(name, qsparse, depth)
+            if strategy == "hybrid":
+                candidates = fuse(
+                    dense_hits, sparse_hits, s.hybrid_fusion, s.dense_weight, s.rrf_k
+                )[: request.top_k]
+            else:
+                candidates = from_hits(dense_hits or sparse_hits, strategy)
+        with timer.stage("rerank"):
+            reranker = request.reranker or s.reranker
+            if reranker == "overlap":
+                ranked = overlap_rerank(request.query, candidates, s.rerank_vector_weight)
+            elif reranker == "remote":
+                try:
+                    ranked = remote_rerank(
+                        s.rerank_url or s.localai_url or "", s.rerank_model, request.query,
+                        candidates,
+                    )
+                except RerankError:
+                    log.warning("rerank backend failed; keeping retrieval order", exc_info=True)
+                    ranked = no_rerank(candidates)
+            else:
+                ranked = no_rerank(candidates)
+        return ranked[: min(request.top_n, request.top_k)]
+
+    @staticmethod
+    def _sources(ranked: list[tuple[Candidate, float]]) -> list[Source]:
+        return [
+            Source(
+                document_id=str(c.payload.get("document_id", "")),
+                chunk_index=int(c.payload.get("chunk_index", 0)),
+                text=str(c.payload.get("text", "")),
+                score=round(c.score, 6),
+                rerank_score=round(r, 6),
+                metadata=c.payload.get("metadata") or {},
+            )
+            for c, r in ranked
+        ]
+
+    def query(self, request: QueryRequest) -> QueryResponse:
+        timer = Timer()
+        sources = self._sources(self.retrieve(request, timer))
+        answer, mode, error = "", "none", None
+        if request.generate and sources:
+            with timer.stage("generate"):
+                generator = self.generator
+                if generator is None:
+                    answer, mode = extractive_answer(request.query, sources), "extractive"
+                else:
+                    try:
+                        answer, mode = generator.generate(request.query, sources), "generated"
+                    except GenerationError as exc:
+                        self.metrics.generation_errors.inc()
+                        log.warning("generation failed: %s", exc)
+                        error = str(exc)
+                        answer, mode = extractive_answer(request.query, sources), "extractive"
+        timer.stages.setdefault("generate", 0.0)
+        latency = timer.done()
+        self.metrics.observe_stages("query", latency)
+        return QueryResponse(
+            answer=answer,
+            answer_mode=mode,  # type: ignore[arg-type]
+            sources=sources,
+            collection_name=self._collection(request.collection),
+            generation_error=error,
+            latency_ms=latency,
+        )
+
+    def query_stream(self, request: QueryRequest) -> Iterator[str]:
+        """Server-sent events: ``sources``, then ``token`` events, then ``done``.
+
+        Retrieval runs before the first event so that errors (404, 503) still map to status codes.
+        """
+        timer = Timer()
+        sources = self._sources(self.retrieve(request, timer))
+
+        def events() -> Iterator[str]:
+            yield _sse("sources", [s.model_dump() for s in sources])
+            parts: list[str] = []
+            error = None
+            mode = "none"
+            t0 = time.perf_counter()
+            if request.generate and sources:
+                generator = self.generator
+                if generator is None:
+                    mode = "extractive"
+                    parts.append(extractive_answer(request.query, sources))
+                    yield _sse("token", {"text": parts[-1]})
+                else:
+                    mode = "generated"
+                    try:
+                        for piece in generator.stream(request.query, sources):
+                            parts.append(piece)
+                            yield _sse("token", {"text": piece})
+                    except GenerationError as exc:
+                        self.metrics.generation_errors.inc()
+                        error = str(exc)
+                        yield _sse("error", {"generation_error": error})
+            timer.stages["generate"] = (time.perf_counter() - t0) * 1000
+            latency = timer.done()
+            self.metrics.observe_stages("query", latency)
+            yield _sse(
+                "done",
+                {
+                    "answer": "".join(parts),
+                    "answer_mode": mode,
+                    "generation_error": error,
+                    "latency_ms": latency,
+                },
+            )
+
+        return events()
+
+
+__all__ = [
+    "CollectionNotFoundError",
+    "EmbedderError",
+    "InvalidInputError",
+    "Pipeline",
+    "StoreUnavailableError",
+]

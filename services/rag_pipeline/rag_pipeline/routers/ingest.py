@@ -1,0 +1,43 @@
+"""Ingestion endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from rag_pipeline.dependencies import PipelineDep
+from rag_pipeline.models import BatchIngestRequest, DocumentIn, IngestRequest, IngestResponse
+from rag_pipeline.models import BatchIngestResponse
+from rag_pipeline.routers.common import ERRORS, TOO_LARGE
+
+router = APIRouter(prefix="/ingest", tags=["ingest"], responses={**ERRORS, **TOO_LARGE})
+
+
+def _check_size(text: str, limit: int, what: str) -> None:
+    if len(text) > limit:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            f"{what} has {len(text)} characters; the limit is {limit} (MAX_DOCUMENT_CHARS)",
+        )
+
+
+@router.post("", response_model=IngestResponse)
+def ingest(body: IngestRequest, pipeline: PipelineDep) -> IngestResponse:
+    """Chunk, embed and store one document (idempotent; replaces a changed document)."""
+    _check_size(body.text, pipeline.settings.max_document_chars, "text")
+    doc = DocumentIn(text=body.text, document_id=body.document_id, metadata=body.metadata)
+    return pipeline.ingest(doc, body.collection)
+
+
+@router.post("/batch", response_model=BatchIngestResponse)
+def ingest_batch(body: BatchIngestRequest, pipeline: PipelineDep) -> BatchIngestResponse:
+    """Bulk ingestion: one embedding call for every chunk of the batch."""
+    limit = pipeline.settings.max_batch_documents
+    if len(body.documents) > limit:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            f"batch has {len(body.documents)} documents; the limit is {limit}"
+            " (MAX_BATCH_DOCUMENTS)",
+        )
+    for i, doc in enumerate(body.documents):
+        _check_size(doc.text, pipeline.settings.max_document_chars, f"documents[{i}].text")
+    return pipeline.ingest_batch(body.documents, body.collection)

@@ -1,0 +1,72 @@
+"""Shared test helpers: the repository root, and running Ansible the way users do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+# Import the collection's Python code as Ansible does (ansible_collections.aistack.platform...).
+sys.path.insert(0, str(REPO / "collections"))
+
+
+def ansible_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+    )
+    env.update(extra)
+    return env
+
+
+def run_playbook(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), *args],
+        cwd=cwd,
+        env=ansible_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def run_module(name: str, args: dict, *, check: bool = False, diff: bool = False) -> dict:
+    """Runs one module through `ansible localhost -m` and returns its JSON result."""
+    cmd = [str(BIN / "ansible"), "localhost", "-m", name, "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=ansible_env(
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    try:
+        payload = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"no JSON from ansible: {proc.stdout}\n{proc.stderr}") from exc
+    return payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

@@ -1,0 +1,166 @@
+"""aistack.platform.manifest_bundle: rendering, validation, idempotency, check mode, diff."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_module
+
+SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "qdrant", "namespace": "ai-stack"},
+    "spec": {"selector": {"app": "qdrant"}, "ports": [{"name": "http", "port": 6333}]},
+}
+RELEASE = {
+    "name": "qdrant",
+    "namespace": "ai-stack",
+    "chart": "qdrant/qdrant",
+    "repo_url": "https://qdrant.github.io/qdrant-helm",
+    "version": "1.19.1",
+    "values": {"persistence": {"size": "20Gi"}},
+}
+
+
+def bundle(dest: Path, **args: object) -> dict:
+    return {"dest": str(dest), "manifests": [SERVICE], "helm_releases": [RELEASE], **args}
+
+
+def test_render_is_idempotent_and_writes_a_gitops_bundle(tmp_path: Path) -> None:
+    first = run_module("aistack.platform.manifest_bundle", bundle(tmp_path))
+    assert first["changed"] is True
+    assert first["objects"] == 1 and first["releases"] == 1
+    assert first["kinds"] == {"Service": 1}
+    assert first["kubernetes_version"].startswith("1.31")
+    assert sorted(first["files"]) == [
+        "01-service-qdrant.yaml",
+        "helm/qdrant/release.yaml",
+        "helm/qdrant/values.yaml",
+        "kustomization.yaml",
+    ]
+    assert yaml.safe_load((tmp_path / "01-service-qdrant.yaml").read_text()) == SERVICE
+    assert yaml.safe_load((tmp_path / "helm/qdrant/values.yaml").read_text()) == RELEASE["values"]
+    release = yaml.safe_load((tmp_path / "helm/qdrant/release.yaml").read_text())
+    assert release["version"] == "1.19.1" and "values" not in release
+    kustomization = yaml.safe_load((tmp_path / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["01-service-qdrant.yaml"]
+
+    second = run_module("aistack.platform.manifest_bundle", bundle(tmp_path))
+    assert second["changed"] is False
+    assert second["changed_files"] == []
+
+
+def test_check_mode_and_diff_change_nothing(tmp_path: Path) -> None:
+    run_module("aistack.platform.manifest_bundle", bundle(tmp_path))
+    changed = copy.deepcopy(SERVICE)
+    changed["spec"]["ports"][0]["port"] = 6334
+    before = (tmp_path / "01-service-qdrant.yaml").read_text()
+    result = run_module(
+        "aistack.platform.manifest_bundle",
+        bundle(tmp_path, manifests=[changed]),
+        check=True,
+        diff=True,
+    )
+    assert result["changed"] is True
+    assert result["changed_files"] == ["01-service-qdrant.yaml"]
+    assert "6334" in result["diff"][0]["after"] and "6333" in result["diff"][0]["before"]
+    assert (tmp_path / "01-service-qdrant.yaml").read_text() == before
+
+
+def test_prune_removes_files_no_longer_rendered(tmp_path: Path) -> None:
+    run_module("aistack.platform.manifest_bundle", bundle(tmp_path))
+    result = run_module("aistack.platform.manifest_bundle", bundle(tmp_path, helm_releases=[]))
+    assert result["changed"] is True
+    assert set(result["changed_files"]) == {"helm/qdrant/release.yaml", "helm/qdrant/values.yaml"}
+    assert not (tmp_path / "helm").exists()
+
+
+def test_state_absent_removes_the_bundle(tmp_path: Path) -> None:
+    dest = tmp_path / "component"
+    run_module("aistack.platform.manifest_bundle", bundle(dest))
+    result = run_module("aistack.platform.manifest_bundle", {"dest": str(dest), "state": "absent"})
+    assert result["changed"] is True
+    assert not dest.exists()
+    again = run_module("aistack.platform.manifest_bundle", {"dest": str(dest), "state": "absent"})
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (
+            {**SERVICE, "spec": {**SERVICE["spec"], "selectr": {}}},
+            "Additional properties are not allowed ('selectr' was unexpected)",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "x"},
+             "stringData": {"password": "hunter2"}},
+            "Secret carries data in plain text",
+        ),
+        (
+            {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}},
+            "not a registered custom resource",
+        ),
+        (
+            {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+             "metadata": {"name": "pg", "namespace": "db"}, "spec": {"instances": 1}},
+            "spec.storage.size: required by the Cluster CRD",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "Bad_Name"}, "spec": {}},
+            "is not a valid DNS name",
+        ),
+    ],
+    ids=["unknown-field", "plain-secret", "unregistered-crd", "crd-missing-field", "bad-name"],
+)
+def test_invalid_objects_fail_and_nothing_is_written(
+    tmp_path: Path, manifest: dict, message: str
+) -> None:
+    result = run_module(
+        "aistack.platform.manifest_bundle",
+        {"dest": str(tmp_path / "out"), "manifests": [SERVICE, manifest]},
+    )
+    assert result.get("failed") is True
+    assert message in result["msg"]
+    assert "02-" in result["errors"][0]["file"]
+    # The module never repeats object content in its messages (secret values included).
+    assert "hunter2" not in result["msg"] + str(result["errors"])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("version", ["latest", "^1.19", "1.19"])
+def test_unpinned_chart_versions_are_rejected(tmp_path: Path, version: str) -> None:
+    result = run_module(
+        "aistack.platform.manifest_bundle",
+        bundle(tmp_path, manifests=[], helm_releases=[{**RELEASE, "version": version}]),
+    )
+    assert result.get("failed") is True
+    assert "is not pinned" in result["msg"]
+    assert "HelmRelease/qdrant" in result["msg"]
+
+
+def test_unsupported_kubernetes_version_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_module(
+        "aistack.platform.manifest_bundle", bundle(tmp_path, kubernetes_version="1.99")
+    )
+    assert result.get("failed") is True
+    assert "no schemas for Kubernetes 1.99" in result["msg"]
+
+
+def test_secret_references_are_rendered_without_values(tmp_path: Path) -> None:
+    result = run_module(
+        "aistack.platform.manifest_bundle",
+        bundle(
+            tmp_path,
+            secrets=[{"name": "qdrant-api-key", "namespace": "ai-stack", "keys": ["api-key"]}],
+        ),
+    )
+    assert result["changed"] is True
+    required = yaml.safe_load((tmp_path / "secrets.required.yaml").read_text())
+    assert required["secrets"] == [
+        {"name": "qdrant-api-key", "namespace": "ai-stack", "keys": ["api-key"], "source": "existing"}
+    ]

@@ -1,0 +1,556 @@
+"""aistack.platform.qdrant_collection: unit tests and integration tests on embedded Qdrant.
+
+Embedded Qdrant keeps only the vector layout, sparse modifiers and aliases, so the in-place
+update of server-only settings (HNSW, optimizers, quantization, payload indexes) is checked
+against ``FakeServer``, a stand-in that keeps those settings as a Qdrant server does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from qdrant_client import QdrantClient, models
+
+from ansible_collections.aistack.platform.plugins.module_utils import qdrant as qdrant_utils
+from ansible_collections.aistack.platform.plugins.modules import qdrant_collection as qc
+from tests.conftest import run_module
+
+RAG_LAYOUT = {
+    "vectors": {"dense": {"size": 384, "distance": "Cosine"}},
+    "sparse_vectors": {"bm25": {"modifier": "idf"}},
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Failed(Exception):
+    def __init__(self, msg: str, **kwargs: Any) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.result = kwargs
+
+
+class StubModule:
+    """The parts of AnsibleModule that qdrant_collection.run() uses."""
+
+    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
+        defaults = {
+            "state": "present",
+            "recreate": False,
+            "path": None,
+            "url": "http://qdrant.test:6333",
+        }
+        for key in (
+            "vectors",
+            "sparse_vectors",
+            "hnsw_config",
+            "optimizers_config",
+            "quantization_config",
+            "on_disk_payload",
+            "payload_indexes",
+            "aliases",
+        ):
+            defaults[key] = None
+        self.params = {**defaults, **params}
+        self.check_mode = check_mode
+        self._diff = True
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def fail_json(self, msg: str, **kwargs: Any) -> None:
+        raise Failed(msg, **kwargs)
+
+
+class FakeServer:
+    """Keeps collections the way a Qdrant server reports them (CollectionInfo models)."""
+
+    def __init__(self) -> None:
+        self.infos: dict[str, models.CollectionInfo] = {}
+        self.aliases: dict[str, str] = {}
+        self.calls: list[str] = []
+
+    def collection_exists(self, name: str) -> bool:
+        return name in self.infos
+
+    def get_collection(self, name: str) -> models.CollectionInfo:
+        return self.infos[name].model_copy(deep=True)
+
+    def get_collection_aliases(self, name: str) -> Any:
+        return models.CollectionsAliasesResponse(
+            aliases=[
+                models.AliasDescription(alias_name=a, collection_name=c)
+                for a, c in self.aliases.items()
+                if c == name
+            ]
+        )
+
+    def get_aliases(self) -> Any:
+        return models.CollectionsAliasesResponse(
+            aliases=[
+                models.AliasDescription(alias_name=a, collection_name=c)
+                for a, c in self.aliases.items()
+            ]
+        )
+
+    def create_collection(self, name: str, **kw: Any) -> bool:
+        self.calls.append("create_collection")
+        hnsw = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000}
+        hnsw.update(
+            (kw.get("hnsw_config") or models.HnswConfigDiff()).model_dump(exclude_none=True)
+        )
+        opt = {"default_segment_number": 0, "flush_interval_sec": 5, "indexing_threshold": 20000}
+        opt.update(
+            (kw.get("optimizers_config") or models.OptimizersConfigDiff()).model_dump(
+                exclude_none=True
+            )
+        )
+        self.infos[name] = models.CollectionInfo(
+            status=models.CollectionStatus.GREEN,
+            optimizer_status=models.OptimizersStatusOneOf.OK,
+            segments_count=1,
+            points_count=0,
+            payload_schema={},
+            config=models.CollectionConfig(
+                params=models.CollectionParams(
+                    vectors=kw.get("vectors_config"),
+                    sparse_vectors=kw.get("sparse_vectors_config"),
+                    on_disk_payload=kw.get("on_disk_payload", True),
+                ),
+                hnsw_config=models.HnswConfig(**hnsw),
+                optimizer_config=models.OptimizersConfig(**opt),
+                quantization_config=kw.get("quantization_config"),
+            ),
+        )
+        return True
+
+    def update_collection(self, name: str, **kw: Any) -> bool:
+        self.calls.append("update_collection:" + ",".join(sorted(kw)))
+        config = self.infos[name].config
+        if kw.get("hnsw_config"):
+            config.hnsw_config = config.hnsw_config.model_copy(
+                update=kw["hnsw_config"].model_dump(exclude_none=True)
+            )
+        if kw.get("optimizers_config"):
+            config.optimizer_config = config.optimizer_config.model_copy(
+                update=kw["optimizers_config"].model_dump(exclude_none=True)
+            )
+        if "quantization_config" in kw:
+            quant = kw["quantization_config"]
+            config.quantization_config = None if quant == models.Disabled.DISABLED else quant
+        if kw.get("collection_params"):
+            config.params.on_disk_payload = kw["collection_params"].on_disk_payload
+        for vname, diff in (kw.get("vectors_config") or {}).items():
+            vectors = config.params.vectors
+            target = vectors if isinstance(vectors, models.VectorParams) else vectors[vname]
+            target.on_disk = diff.on_disk
+        for sname, params in (kw.get("sparse_vectors_config") or {}).items():
+            config.params.sparse_vectors[sname] = params
+        return True
+
+    def create_payload_index(self, name: str, field: str, field_schema: Any, wait: bool) -> None:
+        self.calls.append(f"create_payload_index:{field}")
+        self.infos[name].payload_schema[field] = models.PayloadIndexInfo(
+            data_type=field_schema, points=0
+        )
+
+    def delete_payload_index(self, name: str, field: str, wait: bool) -> None:
+        self.calls.append(f"delete_payload_index:{field}")
+        del self.infos[name].payload_schema[field]
+
+    def update_collection_aliases(self, change_aliases_operations: list[Any]) -> bool:
+        self.calls.append("update_collection_aliases")
+        for op in change_aliases_operations:
+            if isinstance(op, models.DeleteAliasOperation):
+                del self.aliases[op.delete_alias.alias_name]
+            else:
+                self.aliases[op.create_alias.alias_name] = op.create_alias.collection_name
+        return True
+
+    def delete_collection(self, name: str) -> bool:
+        self.calls.append("delete_collection")
+        del self.infos[name]
+        self.aliases = {a: c for a, c in self.aliases.items() if c != name}
+        return True
+
+    def count(self, name: str, exact: bool) -> Any:
+        return models.CountResult(count=0)
+
+
+@pytest.fixture()
+def call(capsys: pytest.CaptureFixture[str]) -> Any:
+    """Runs the module's main() in-process exactly as Ansible would; returns its JSON result."""
+
+    def _call(args: dict[str, Any], check: bool = False, diff: bool = True) -> dict[str, Any]:
+        module_args = {**args, "_ansible_check_mode": check, "_ansible_diff": diff}
+        with patch_module_args(module_args), pytest.raises(SystemExit):
+            qc.main()
+        return json.loads(capsys.readouterr().out)
+
+    return _call
+
+
+def open_info(path: Path, name: str) -> models.CollectionInfo | None:
+    client = QdrantClient(path=str(path))
+    try:
+        return client.get_collection(name) if client.collection_exists(name) else None
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------- unit: options
+
+
+def test_desired_state_normalises_unnamed_and_named_vectors() -> None:
+    unnamed = qc.desired_state({"vectors": {"size": "8", "distance": "dot", "on_disk": "yes"}})
+    assert unnamed["vectors"] == {"": {"size": 8, "distance": "Dot", "on_disk": True}}
+    named = qc.desired_state(
+        {"vectors": {"a": {"size": 4}, "b": {"size": 2, "distance": "EUCLID"}}}
+    )
+    assert named["vectors"] == {
+        "a": {"size": 4, "distance": "Cosine"},
+        "b": {"size": 2, "distance": "Euclid"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"vectors": {"size": "big"}}, "vectors.size must be a positive integer"),
+        ({"vectors": {"size": 0}}, "vectors.size must be a positive integer"),
+        ({"vectors": {"dense": {"distance": "Cosine"}}}, "vectors.dense.size is required"),
+        ({"vectors": {"size": 3, "distance": "hamming"}}, "vectors.distance must be one of"),
+        ({"vectors": {"size": 3, "dims": 3}}, "unsupported key(s) dims"),
+        ({"vectors": {"dense": 384}}, "vectors.dense must be a dict"),
+        ({"sparse_vectors": {"bm25": {"modifier": "bm42"}}}, "modifier must be idf or none"),
+        ({"payload_indexes": {"tenant": "string"}}, "payload_indexes.tenant must be one of"),
+        (
+            {"quantization_config": {"type": "product"}},
+            "compression is required for type product",
+        ),
+        (
+            {"quantization_config": {"type": "binary", "quantile": 0.9}},
+            "quantile applies to type scalar only",
+        ),
+    ],
+)
+def test_invalid_options_are_rejected(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(qc.ConfigError, match=None) as info:
+        qc.desired_state(params)
+    assert message in str(info.value)
+
+
+def test_compare_reports_only_given_settings() -> None:
+    actual = {
+        "vectors": {"dense": {"size": 384, "distance": "Cosine", "on_disk": False}},
+        "sparse_vectors": {"bm25": {"modifier": "idf", "on_disk": False}},
+        "hnsw_config": {"m": 16, "ef_construct": 100},
+        "optimizers_config": {},
+        "quantization_config": None,
+        "on_disk_payload": True,
+        "payload_indexes": {"document_id": "keyword"},
+        "aliases": [],
+    }
+    desired = qc.desired_state({"vectors": {"dense": {"size": 384}}, "hnsw_config": {"m": 16}})
+    assert qc.compare(desired, actual) == ([], [])
+    desired = qc.desired_state(
+        {
+            "vectors": {"dense": {"size": 768, "distance": "Dot"}},
+            "sparse_vectors": {"bm25": {}, "splade": {}},
+            "hnsw_config": {"m": 32},
+            "quantization_config": {"type": "disabled"},
+        }
+    )
+    immutable, mutable = qc.compare(desired, actual)
+    assert immutable == [
+        "vectors.dense.size (384 -> 768)",
+        "vectors.dense.distance (Cosine -> Dot)",
+        "sparse_vectors (names ['bm25'] -> ['bm25', 'splade'])",
+    ]
+    assert mutable == [("hnsw_config", "hnsw_config.m: 16 -> 32")]
+
+
+def test_embedded_mode_drops_settings_it_does_not_keep() -> None:
+    desired = qc.desired_state(
+        {
+            "vectors": {"size": 4, "on_disk": True},
+            "hnsw_config": {"m": 8},
+            "payload_indexes": {"a": "keyword"},
+        }
+    )
+    kept, ignored = qc.drop_embedded_ignored(desired)
+    assert ignored == ["hnsw_config", "payload_indexes", "vectors.on_disk"]
+    assert kept == {"vectors": {"": {"size": 4, "distance": "Cosine"}}}
+
+
+def test_connection_kwargs(tmp_path: Path) -> None:
+    assert qdrant_utils.client_kwargs({"path": str(tmp_path)}) == {"path": str(tmp_path)}
+    kwargs = qdrant_utils.client_kwargs(
+        {"url": "https://q:6333", "api_key": "s3cret", "timeout": 5, "validate_certs": False}
+    )
+    assert kwargs == {
+        "url": "https://q:6333",
+        "timeout": 5,
+        "api_key": "s3cret",
+        "https": True,
+        "verify": False,
+    }
+    with pytest.raises(ValueError, match="one of url"):
+        qdrant_utils.client_kwargs({})
+
+
+# --------------------------------------------------------------------------- unit: server semantics
+
+
+def test_server_mutable_settings_are_updated_in_place() -> None:
+    server = FakeServer()
+    spec = {
+        "name": "docs",
+        **RAG_LAYOUT,
+        "hnsw_config": {"m": 16},
+        "payload_indexes": {"document_id": "keyword"},
+    }
+    created = qc.run(StubModule(spec), server)
+    assert created["changed"] and created["changes"] == ["create"]
+    assert created["collection"]["payload_indexes"] == {"document_id": "keyword"}
+    assert qc.run(StubModule(spec), server)["changed"] is False
+
+    server.calls.clear()
+    spec.update(
+        hnsw_config={"m": 32, "ef_construct": 200},
+        optimizers_config={"indexing_threshold": 50000},
+        quantization_config={"type": "scalar", "quantile": 0.99, "always_ram": True},
+        on_disk_payload=False,
+        payload_indexes={"document_id": "keyword", "chunk_index": "integer"},
+        vectors={"dense": {"size": 384, "distance": "Cosine", "on_disk": True}},
+        sparse_vectors={"bm25": {"modifier": "idf", "on_disk": True}},
+    )
+    updated = qc.run(StubModule(spec), server)
+    assert updated["changed"] and not updated["recreated"]
+    assert "delete_collection" not in server.calls and "create_collection" not in server.calls
+    assert sorted(updated["changes"]) == sorted(
+        [
+            "vectors.dense.on_disk: False -> True",
+            "sparse_vectors.bm25.on_disk: False -> True",
+            "hnsw_config.m: 16 -> 32",
+            "hnsw_config.ef_construct: 100 -> 200",
+            "optimizers_config.indexing_threshold: 20000 -> 50000",
+            "quantization_config.type: absent -> scalar",
+            "on_disk_payload: True -> False",
+            "payload_indexes.chunk_index: absent -> integer",
+        ]
+    )
+    effective = updated["collection"]
+    assert effective["hnsw_config"]["m"] == 32
+    assert effective["quantization_config"] == {
+        "type": "scalar",
+        "quantile": 0.99,
+        "always_ram": True,
+    }
+    assert effective["payload_indexes"] == {"document_id": "keyword", "chunk_index": "integer"}
+    assert effective["vectors"]["dense"]["on_disk"] is True
+    assert updated["diff"]["before"]["hnsw_config"]["m"] == 16
+    assert qc.run(StubModule(spec), server)["changed"] is False
+
+    # A payload index with another schema is rebuilt; quantization can be switched off.
+    server.calls.clear()
+    spec.update(
+        payload_indexes={"chunk_index": "keyword"}, quantization_config={"type": "disabled"}
+    )
+    again = qc.run(StubModule(spec), server)
+    assert server.calls.count("delete_payload_index:chunk_index") == 1
+    assert again["collection"]["quantization_config"] is None
+    assert again["collection"]["payload_indexes"]["chunk_index"] == "keyword"
+
+
+def test_server_check_mode_changes_nothing() -> None:
+    server = FakeServer()
+    qc.run(StubModule({"name": "docs", **RAG_LAYOUT}), server)
+    server.calls.clear()
+    result = qc.run(StubModule({"name": "docs", "hnsw_config": {"m": 64}}, check_mode=True), server)
+    assert result["changed"] and result["changes"] == ["hnsw_config.m: 16 -> 64"]
+    assert result["collection"]["hnsw_config"]["m"] == 64
+    assert server.calls == []
+    assert server.infos["docs"].config.hnsw_config.m == 16
+
+
+def test_alias_pointing_elsewhere_is_moved_atomically() -> None:
+    server = FakeServer()
+    qc.run(StubModule({"name": "v1", **RAG_LAYOUT, "aliases": ["current"]}), server)
+    result = qc.run(StubModule({"name": "v2", **RAG_LAYOUT, "aliases": ["current"]}), server)
+    assert result["collection"]["aliases"] == ["current"]
+    assert server.aliases == {"current": "v2"}
+
+
+# --------------------------------------------------------------------------- integration: embedded
+
+
+def test_create_idempotent_and_diff(call: Any, tmp_path: Path) -> None:
+    args = {"path": str(tmp_path), "name": "docs", **RAG_LAYOUT, "aliases": ["docs-current"]}
+    first = call(args)
+    assert first["changed"] is True
+    assert first["changes"] == ["create"]
+    assert first["diff"]["before"] == {}
+    assert first["diff"]["after"]["vectors"] == {
+        "dense": {"size": 384, "distance": "Cosine", "on_disk": False}
+    }
+    assert first["collection"]["sparse_vectors"] == {"bm25": {"modifier": "idf", "on_disk": False}}
+    assert first["collection"]["aliases"] == ["docs-current"]
+    assert first["points_count"] == 0
+
+    second = call(args)
+    assert second["changed"] is False
+    assert "diff" not in second
+    assert second["collection"] == first["collection"]
+
+
+def test_check_mode_creates_nothing(call: Any, tmp_path: Path) -> None:
+    result = call({"path": str(tmp_path), "name": "docs", **RAG_LAYOUT}, check=True)
+    assert result["changed"] is True
+    assert result["collection"]["vectors"]["dense"]["size"] == 384
+    assert open_info(tmp_path, "docs") is None
+
+
+def test_unnamed_vector(call: Any, tmp_path: Path) -> None:
+    args = {"path": str(tmp_path), "name": "plain", "vectors": {"size": 8, "distance": "Dot"}}
+    assert call(args)["collection"]["vectors"] == {"size": 8, "distance": "Dot", "on_disk": False}
+    assert call(args)["changed"] is False
+
+
+def test_in_place_update_keeps_points(call: Any, tmp_path: Path) -> None:
+    call({"path": str(tmp_path), "name": "docs", **RAG_LAYOUT, "aliases": ["a"]})
+    client = QdrantClient(path=str(tmp_path))
+    client.upsert(
+        "docs",
+        [models.PointStruct(id=1, vector={"dense": [0.1] * 384}, payload={"k": "v"})],
+    )
+    client.close()
+
+    args = {
+        "path": str(tmp_path),
+        "name": "docs",
+        "sparse_vectors": {"bm25": {"modifier": "none"}},
+        "aliases": ["b", "c"],
+    }
+    checked = call(args, check=True)
+    assert checked["changed"] is True
+    assert open_info(tmp_path, "docs").config.params.sparse_vectors["bm25"].modifier == "idf"
+
+    result = call(args)
+    assert result["changed"] is True and result["recreated"] is False
+    assert result["changes"] == [
+        "sparse_vectors.bm25.modifier: idf -> none",
+        "aliases: ['a'] -> ['b', 'c']",
+    ]
+    assert result["points_count"] == 1
+    assert result["collection"]["aliases"] == ["b", "c"]
+    assert result["diff"]["before"]["aliases"] == ["a"]
+    assert result["diff"]["after"]["sparse_vectors"]["bm25"]["modifier"] == "none"
+    assert call(args)["changed"] is False
+
+
+def test_immutable_mismatch_fails_then_recreate(call: Any, tmp_path: Path) -> None:
+    call({"path": str(tmp_path), "name": "docs", **RAG_LAYOUT})
+    args = {
+        "path": str(tmp_path),
+        "name": "docs",
+        "vectors": {"dense": {"size": 768, "distance": "Cosine"}},
+    }
+    failed = call(args)
+    assert failed["failed"] is True
+    assert "immutable setting(s) differ: vectors.dense.size (384 -> 768)" in failed["msg"]
+    assert "recreate: true" in failed["msg"]
+    assert open_info(tmp_path, "docs").config.params.vectors["dense"].size == 384
+
+    renamed = call({**args, "vectors": {"embedding": {"size": 384}}})
+    assert "vectors (names ['dense'] -> ['embedding'])" in renamed["msg"]
+
+    checked = call({**args, "recreate": True}, check=True)
+    assert checked["changed"] and checked["recreated"]
+    assert open_info(tmp_path, "docs").config.params.vectors["dense"].size == 384
+
+    recreated = call({**args, "recreate": True})
+    assert recreated["changed"] is True and recreated["recreated"] is True
+    assert recreated["changes"] == ["recreate: vectors.dense.size (384 -> 768)"]
+    assert recreated["collection"]["vectors"]["dense"]["size"] == 768
+    assert call({**args, "recreate": True})["changed"] is False
+
+
+def test_absent(call: Any, tmp_path: Path) -> None:
+    assert call({"path": str(tmp_path), "name": "docs", "state": "absent"})["changed"] is False
+    call({"path": str(tmp_path), "name": "docs", **RAG_LAYOUT})
+    checked = call({"path": str(tmp_path), "name": "docs", "state": "absent"}, check=True)
+    assert checked["changed"] is True and open_info(tmp_path, "docs") is not None
+    gone = call({"path": str(tmp_path), "name": "docs", "state": "absent"})
+    assert gone["changed"] is True
+    assert gone["diff"]["after"] == {}
+    assert open_info(tmp_path, "docs") is None
+
+
+def test_embedded_warns_about_ignored_settings(call: Any, tmp_path: Path) -> None:
+    args = {
+        "path": str(tmp_path),
+        "name": "docs",
+        **RAG_LAYOUT,
+        "hnsw_config": {"m": 48},
+        "payload_indexes": {"document_id": "keyword"},
+        "quantization_config": {"type": "scalar"},
+    }
+    first = call(args)
+    assert first["ignored"] == ["hnsw_config", "quantization_config", "payload_indexes"]
+    # ansible-core 2.19 reports warnings as structured events in-process.
+    assert "does not keep hnsw_config, quantization_config, payload_indexes" in json.dumps(
+        first["warnings"]
+    )
+    assert call(args)["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"name": "x", "vectors": {"size": 4}}, "one of the following is required: url, path"),
+        (
+            {"name": "x", "url": "http://a", "path": "/tmp/x"},
+            "parameters are mutually exclusive: url|path",
+        ),
+        ({"name": "x", "path": "P", "recreate": "maybe"}, "recreate"),
+        ({"name": "x", "path": "P", "hnsw_config": {"m": "many"}}, "m"),
+        ({"name": "x", "path": "P"}, "vectors (or sparse_vectors) is required"),
+        ({"name": "x", "path": "P", "vectors": {"size": -1}}, "vectors.size must be a positive"),
+    ],
+)
+def test_bad_input_fails_clearly(
+    call: Any, tmp_path: Path, args: dict[str, Any], message: str
+) -> None:
+    if args.get("path") == "P":
+        args = {**args, "path": str(tmp_path)}
+    result = call(args)
+    assert result["failed"] is True
+    assert message in result["msg"]
+
+
+def test_unreachable_server_fails_clearly(call: Any) -> None:
+    result = call({"url": "http://127.0.0.1:9", "timeout": 2, "name": "docs", **RAG_LAYOUT})
+    assert result["failed"] is True
+    assert "Qdrant at http://127.0.0.1:9 is unreachable" in result["msg"]
+
+
+def test_through_ansible_cli(tmp_path: Path) -> None:
+    args = {"path": str(tmp_path), "name": "docs", **RAG_LAYOUT}
+    first = run_module("aistack.platform.qdrant_collection", args, diff=True)
+    assert first["changed"] is True, first
+    assert first["collection"]["vectors"]["dense"]["size"] == 384
+    second = run_module("aistack.platform.qdrant_collection", args)
+    assert second["changed"] is False, second
+    bad = run_module(
+        "aistack.platform.qdrant_collection",
+        {**args, "vectors": {"dense": {"size": 768}}},
+    )
+    assert bad["failed"] is True
+    assert "vectors.dense.size (384 -> 768)" in bad["msg"]
