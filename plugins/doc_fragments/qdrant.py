@@ -16,12 +16,11 @@ options:
   api_key:
     description:
       - Qdrant API key (sent as the C(api-key) header). Only used with O(url).
-      - If not set, the environment variable E(QDRANT_API_KEY) is used.
     type: str
   timeout:
     description: Timeout in seconds of each request to the Qdrant server.
     type: int
-    default: 30
+    default: 60
   validate_certs:
     description:
       - Verify the server's TLS certificate when O(url) is C(https://).

@@ -11,7 +11,7 @@ import ssl
 import traceback
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     from qdrant_client import QdrantClient
@@ -26,8 +26,8 @@ except ImportError:  # pragma: no cover - depends on the controller's Python
 # Merged into the argument_spec of every module that talks to Qdrant (see the doc fragment).
 QDRANT_CONNECTION_SPEC: dict[str, dict[str, Any]] = {
     "url": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["QDRANT_API_KEY"])},
-    "timeout": {"type": "int", "default": 30},
+    "api_key": {"type": "str", "no_log": True},
+    "timeout": {"type": "int", "default": 60},
     "validate_certs": {"type": "bool", "default": True},
     "ca_cert": {"type": "path"},
     "path": {"type": "path"},
@@ -57,7 +57,7 @@ def client_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     url = params.get("url")
     if not url:
         raise ValueError("one of url (Qdrant server) or path (embedded Qdrant) is required")
-    kwargs: dict[str, Any] = {"url": url, "timeout": params.get("timeout") or 30}
+    kwargs: dict[str, Any] = {"url": url, "timeout": params.get("timeout") or 60}
     if params.get("api_key"):
         kwargs["api_key"] = params["api_key"]
     if url.startswith("https://"):
@@ -82,20 +82,20 @@ def connect(module: AnsibleModule) -> Any:
     try:
         kwargs = client_kwargs(module.params)
     except (ValueError, OSError, ssl.SSLError) as exc:
-        module.fail_json(msg="Invalid Qdrant connection options: {}".format(exc))
+        module.fail_json(msg=f"Invalid Qdrant connection options: {exc}")
     try:
         if "path" in kwargs:
             return QdrantClient(**kwargs)
         # The version check makes a request of its own; errors surface on the first real call.
         return QdrantClient(check_compatibility=False, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - qdrant-client raises plain RuntimeError/ValueError
+    except Exception as exc:
         message = str(exc)
         if "already accessed by another instance" in message:
             message += (
                 " (another process, for example the RAG service, holds this embedded storage: "
                 "stop it or use its HTTP endpoint instead)"
             )
-        module.fail_json(msg="Cannot open {}: {}".format(location(module.params), message))
+        module.fail_json(msg=f"Cannot open {location(module.params)}: {message}")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -107,10 +107,10 @@ def connection_error_message(params: dict[str, Any], exc: BaseException) -> str 
     except ImportError:  # pragma: no cover
         return None
     if isinstance(exc, (ResponseHandlingException, httpx.TransportError, ConnectionError)):
-        return "Qdrant at {} is unreachable: {}".format(location(params), exc)
+        return f"Qdrant at {location(params)} is unreachable: {exc}"
     status = getattr(exc, "status_code", None)
     if status in (401, 403):
-        return "Qdrant at {} refused the credentials (HTTP {}): check api_key".format(
-            location(params), status
+        return (
+            f"Qdrant at {location(params)} refused the credentials (HTTP {status}): check api_key"
         )
     return None

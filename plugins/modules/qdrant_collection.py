@@ -9,7 +9,7 @@ short_description: Create, update or delete a Qdrant collection
 version_added: "0.1.0"
 description:
   - Manages one Qdrant collection on a Qdrant server (O(url)) or in embedded Qdrant on disk
-    (O(path)): dense and sparse vector layout, HNSW, optimizer and quantization settings,
+    (O(path)) - dense and sparse vector layout, HNSW, optimizer and quantization settings,
     payload indexes and aliases.
   - Idempotent. Only the settings given in the task are compared with the collection's
     effective configuration; when they are equal the task reports C(changed=false).
@@ -37,8 +37,8 @@ options:
     default: present
   vectors:
     description:
-      - Dense vector layout. Either one unnamed vector, C({size, distance, on_disk}), or named
-        vectors, C({NAME: {size, distance, on_disk}}).
+      - Dense vector layout. Either one unnamed vector, a mapping with the keys C(size),
+        C(distance) and C(on_disk); or named vectors, a mapping of vector name to such a mapping.
       - C(size) (integer, required) is the dimension; C(distance) is one of C(Cosine),
         C(Dot), C(Euclid), C(Manhattan) (case-insensitive, default C(Cosine)); C(on_disk)
         (boolean) keeps the vectors in memory-mapped storage.
@@ -47,7 +47,8 @@ options:
     type: dict
   sparse_vectors:
     description:
-      - Sparse vectors, C({NAME: {modifier, on_disk}}). C(modifier) is V(idf) (IDF computed
+      - Sparse vectors, a mapping of sparse vector name to a mapping with the keys
+        C(modifier) and C(on_disk). C(modifier) is V(idf) (IDF computed
         by Qdrant at query time, for BM25-like scoring) or V(none) (default); C(on_disk)
         keeps the sparse index on disk.
       - Sparse vector names are immutable; C(modifier) and C(on_disk) are updated in place.
@@ -94,7 +95,8 @@ options:
         description: Segment size in KiB above which vectors are memory-mapped.
         type: int
       indexing_threshold:
-        description: Segment size in KiB above which an HNSW index is built (V(0) disables indexing).
+        description:
+          - Segment size in KiB above which an HNSW index is built (V(0) disables indexing).
         type: int
       flush_interval_sec:
         description: Interval between forced flushes, in seconds.
@@ -127,7 +129,7 @@ options:
     type: bool
   payload_indexes:
     description:
-      - Payload indexes, C({FIELD: SCHEMA}) where C(SCHEMA) is one of C(keyword), C(integer),
+      - Payload indexes, a mapping of payload field to index schema, one of C(keyword), C(integer),
         C(float), C(bool), C(geo), C(datetime), C(text), C(uuid).
       - Missing indexes are created and indexes with another schema are rebuilt. Indexes not
         listed are left alone.
@@ -241,7 +243,8 @@ points_count:
 changes:
   description:
     - What was (or in check mode would be) changed, one line per setting, for example
-      C(hnsw_config.m: 16 -> 32), C(create), C(recreate: vectors.dense.size 384 -> 768).
+      C(create), C(hnsw_config.m 16 -> 32) or C(recreate vectors.dense.size 384 -> 768),
+      written with a colon after the setting name.
   returned: always
   type: list
   elements: str
@@ -334,9 +337,9 @@ def _positive_int(value: Any, where: str) -> int:
         if isinstance(value, float) and number != value:
             raise ValueError
     except (TypeError, ValueError):
-        raise ConfigError("{} must be a positive integer, got {!r}".format(where, value)) from None
+        raise ConfigError(f"{where} must be a positive integer, got {value!r}") from None
     if number < 1:
-        raise ConfigError("{} must be a positive integer, got {!r}".format(where, value))
+        raise ConfigError(f"{where} must be a positive integer, got {value!r}")
     return number
 
 
@@ -344,14 +347,12 @@ def _bool(value: Any, where: str) -> bool:
     try:
         return boolean(value, strict=True)
     except TypeError:
-        raise ConfigError("{} must be a boolean, got {!r}".format(where, value)) from None
+        raise ConfigError(f"{where} must be a boolean, got {value!r}") from None
 
 
 def _vector_params(spec: Any, where: str) -> dict[str, Any]:
     if not isinstance(spec, dict):
-        raise ConfigError(
-            "{} must be a dict with size, distance and on_disk, got {!r}".format(where, spec)
-        )
+        raise ConfigError(f"{where} must be a dict with size, distance and on_disk, got {spec!r}")
     unknown = sorted(set(spec) - {"size", "distance", "on_disk"})
     if unknown:
         raise ConfigError(
@@ -360,7 +361,7 @@ def _vector_params(spec: Any, where: str) -> dict[str, Any]:
             )
         )
     if "size" not in spec:
-        raise ConfigError("{}.size is required".format(where))
+        raise ConfigError(f"{where}.size is required")
     distance = str(spec.get("distance") or "Cosine")
     if distance.lower() not in DISTANCES:
         raise ConfigError(
@@ -382,14 +383,12 @@ def desired_vectors(value: Any) -> dict[str, dict[str, Any]] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ConfigError("vectors must be a dict, got {!r}".format(value))
+        raise ConfigError(f"vectors must be a dict, got {value!r}")
     if "size" in value and not isinstance(value["size"], dict):
         return {UNNAMED: _vector_params(value, "vectors")}
     if not value:
         raise ConfigError("vectors must not be empty")
-    return {
-        str(name): _vector_params(spec, "vectors.{}".format(name)) for name, spec in value.items()
-    }
+    return {str(name): _vector_params(spec, f"vectors.{name}") for name, spec in value.items()}
 
 
 def desired_sparse(value: Any) -> dict[str, dict[str, Any]] | None:
@@ -397,16 +396,14 @@ def desired_sparse(value: Any) -> dict[str, dict[str, Any]] | None:
         return None
     if not isinstance(value, dict):
         raise ConfigError(
-            "sparse_vectors must be a dict of name: {modifier, on_disk}, got {!r}".format(value)
+            f"sparse_vectors must be a dict of name: {{modifier, on_disk}}, got {value!r}"
         )
     out: dict[str, dict[str, Any]] = {}
     for name, spec in value.items():
-        where = "sparse_vectors.{}".format(name)
+        where = f"sparse_vectors.{name}"
         spec = {} if spec is None else spec
         if not isinstance(spec, dict):
-            raise ConfigError(
-                "{} must be a dict with modifier and on_disk, got {!r}".format(where, spec)
-            )
+            raise ConfigError(f"{where} must be a dict with modifier and on_disk, got {spec!r}")
         unknown = sorted(set(spec) - {"modifier", "on_disk"})
         if unknown:
             raise ConfigError(
@@ -432,7 +429,7 @@ def desired_payload_indexes(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ConfigError("payload_indexes must be a dict of field: schema, got {!r}".format(value))
+        raise ConfigError(f"payload_indexes must be a dict of field: schema, got {value!r}")
     out = {}
     for field, schema in value.items():
         schema_name = str(schema).lower()
@@ -498,7 +495,7 @@ def drop_embedded_ignored(desired: dict[str, Any]) -> tuple[dict[str, Any], list
         for name, spec in (desired.get(section) or {}).items():
             if "on_disk" in spec:
                 del spec["on_disk"]
-                ignored.append("{}.{}.on_disk".format(section, name) if name else "vectors.on_disk")
+                ignored.append(f"{section}.{name}.on_disk" if name else "vectors.on_disk")
     return desired, ignored
 
 
@@ -605,12 +602,10 @@ def compare(
                 )
             )
         for name in sorted(set(want) & set(have)):
-            label = "vectors.{}".format(name) if name else "vectors"
+            label = f"vectors.{name}" if name else "vectors"
             for key in ("size", "distance"):
                 if want[name][key] != have[name][key]:
-                    immutable.append(
-                        "{}.{} ({} -> {})".format(label, key, have[name][key], want[name][key])
-                    )
+                    immutable.append(f"{label}.{key} ({have[name][key]} -> {want[name][key]})")
             if "on_disk" in want[name] and want[name]["on_disk"] != have[name]["on_disk"]:
                 mutable.append(
                     (
@@ -624,16 +619,14 @@ def compare(
     if "sparse_vectors" in desired:
         want, have = desired["sparse_vectors"], actual["sparse_vectors"]
         if set(want) != set(have):
-            immutable.append("sparse_vectors (names {} -> {})".format(sorted(have), sorted(want)))
+            immutable.append(f"sparse_vectors (names {sorted(have)} -> {sorted(want)})")
         for name in sorted(set(want) & set(have)):
             for key in ("modifier", "on_disk"):
                 if key in want[name] and want[name][key] != have[name][key]:
                     mutable.append(
                         (
                             "sparse_vectors",
-                            "sparse_vectors.{}.{}: {} -> {}".format(
-                                name, key, have[name][key], want[name][key]
-                            ),
+                            f"sparse_vectors.{name}.{key}: {have[name][key]} -> {want[name][key]}",
                         )
                     )
 
@@ -641,9 +634,7 @@ def compare(
         for key, value in (desired.get(section) or {}).items():
             current = actual[section].get(key)
             if current != value:
-                mutable.append(
-                    (section, "{}.{}: {} -> {}".format(section, key, _fmt(current), value))
-                )
+                mutable.append((section, f"{section}.{key}: {_fmt(current)} -> {value}"))
 
     if "quantization_config" in desired:
         want_q = desired["quantization_config"]
@@ -671,9 +662,7 @@ def compare(
                     mutable.append(
                         (
                             "quantization_config",
-                            "quantization_config.{}: {} -> {}".format(
-                                key, _fmt(have_q.get(key)), value
-                            ),
+                            f"quantization_config.{key}: {_fmt(have_q.get(key))} -> {value}",
                         )
                     )
 
@@ -696,7 +685,7 @@ def compare(
             mutable.append(
                 (
                     "payload_indexes",
-                    "payload_indexes.{}: {} -> {}".format(field, _fmt(current), schema),
+                    f"payload_indexes.{field}: {_fmt(current)} -> {schema}",
                 )
             )
 
@@ -938,7 +927,7 @@ def run(module: AnsibleModule, client: Any) -> dict[str, Any]:
     try:
         desired = desired_state(params) if params["state"] == "present" else {}
     except ConfigError as exc:
-        module.fail_json(msg="Invalid options for collection {}: {}".format(name, exc), **result)
+        module.fail_json(msg=f"Invalid options for collection {name}: {exc}", **result)
     if embedded and desired:
         desired, ignored = drop_embedded_ignored(desired)
         if ignored:
@@ -956,7 +945,7 @@ def run(module: AnsibleModule, client: Any) -> dict[str, Any]:
     if params["state"] == "absent":
         if exists:
             result["changed"] = True
-            result["changes"] = ["delete ({} points)".format(points)]
+            result["changes"] = [f"delete ({points} points)"]
             if not module.check_mode:
                 manager.delete()
         result["collection"] = {} if result["changed"] else public_view(name, before, status)
@@ -970,9 +959,8 @@ def run(module: AnsibleModule, client: Any) -> dict[str, Any]:
     if not exists:
         if not desired.get("vectors") and not desired.get("sparse_vectors"):
             module.fail_json(
-                msg="Collection {} does not exist: vectors (or sparse_vectors) is required to create it".format(
-                    name
-                ),
+                msg=f"Collection {name} does not exist: vectors (or sparse_vectors) is "
+                "required to create it",
                 **result,
             )
         result["changes"] = ["create"]
@@ -981,15 +969,15 @@ def run(module: AnsibleModule, client: Any) -> dict[str, Any]:
         if immutable:
             if not params["recreate"]:
                 module.fail_json(
-                    msg="Collection {}: immutable setting(s) differ: {}. Set recreate: true to drop and "
-                    "recreate the collection (its {} points are deleted).".format(
+                    msg="Collection {}: immutable setting(s) differ: {}. Set recreate: true to "
+                    "drop and recreate the collection (its {} points are deleted).".format(
                         name, "; ".join(immutable), points
                     ),
                     immutable=immutable,
                     **result,
                 )
             recreate = True
-            result["changes"] = ["recreate: {}".format(item) for item in immutable]
+            result["changes"] = [f"recreate: {item}" for item in immutable]
         else:
             sections = {section for section, _text in mutable}
             result["changes"] = [text for _section, text in mutable]
@@ -1076,7 +1064,7 @@ def main() -> None:
     client = connect(module)
     try:
         result = run(module, client)
-    except Exception as exc:  # noqa: BLE001 - every client error becomes a clear task failure
+    except Exception as exc:
         message = connection_error_message(
             module.params, exc
         ) or "Qdrant error on collection {}: {}".format(module.params["name"], to_native(exc))

@@ -43,6 +43,7 @@ _CHUNK_DATA = 3
 _CHUNK_TRAILER = 4
 _EOF = 5
 _IDLE = 6
+_CHUNK_CRLF = 7
 
 
 class EndpointError(Exception):
@@ -304,16 +305,17 @@ class _Conn(asyncio.Protocol):
             elif state == _CHUNK_DATA:
                 if not buf:
                     return
-                n = self.remaining
-                if len(buf) < n + 2:
-                    if len(buf) <= n:
-                        take = len(buf)
-                        self._body(buf[:take], now)
-                        del buf[:take]
-                        self.remaining = n - take
+                take = min(len(buf), self.remaining)
+                self._body(buf[:take], now)
+                del buf[:take]
+                self.remaining -= take
+                if self.remaining:
                     return
-                self._body(buf[:n], now)
-                del buf[: n + 2]
+                self.state = _CHUNK_CRLF
+            elif state == _CHUNK_CRLF:
+                if len(buf) < 2:
+                    return
+                del buf[:2]
                 self.state = _CHUNK_SIZE
             elif state == _CHUNK_TRAILER:
                 end = buf.find(b"\r\n")

@@ -128,6 +128,7 @@ def run(coro_fn, timeout: float = 3.0):
             return await coro_fn(pool, target)
         finally:
             pool.close()
+            await asyncio.sleep(0.02)  # let the handlers see EOF before the server goes
             server.close()
             await server.wait_closed()
 
@@ -154,7 +155,7 @@ def test_crlf_events_without_usage_counts_chunks():
 
 
 def test_non_stream_json():
-    ok, status, first, last, end, chunks, out, inp, err = run(
+    ok, _status, first, last, end, chunks, out, inp, _err = run(
         lambda pool, t: pool.request(payload(t, "json"))
     )
     assert ok and chunks == 1 and out == 2 and inp == 4 and first == last == end
