@@ -40,6 +40,7 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/python scripts/role-readme.py --check
 
 build: venv ## Build the collection tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build/collection .

@@ -97,8 +97,12 @@ def test_state_absent_removes_the_bundle(tmp_path: Path) -> None:
             "Additional properties are not allowed ('selectr' was unexpected)",
         ),
         (
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "x"},
-             "stringData": {"password": "hunter2"}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "s", "namespace": "x"},
+                "stringData": {"password": "hunter2"},
+            },
             "Secret carries data in plain text",
         ),
         (
@@ -106,8 +110,12 @@ def test_state_absent_removes_the_bundle(tmp_path: Path) -> None:
             "not a registered custom resource",
         ),
         (
-            {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
-             "metadata": {"name": "pg", "namespace": "db"}, "spec": {"instances": 1}},
+            {
+                "apiVersion": "postgresql.cnpg.io/v1",
+                "kind": "Cluster",
+                "metadata": {"name": "pg", "namespace": "db"},
+                "spec": {"instances": 1},
+            },
             "spec.storage.size: required by the Cluster CRD",
         ),
         (
@@ -162,5 +170,10 @@ def test_secret_references_are_rendered_without_values(tmp_path: Path) -> None:
     assert result["changed"] is True
     required = yaml.safe_load((tmp_path / "secrets.required.yaml").read_text())
     assert required["secrets"] == [
-        {"name": "qdrant-api-key", "namespace": "ai-stack", "keys": ["api-key"], "source": "existing"}
+        {
+            "name": "qdrant-api-key",
+            "namespace": "ai-stack",
+            "keys": ["api-key"],
+            "source": "existing",
+        }
     ]

@@ -29,7 +29,13 @@ def bench(**opts):
 
 def test_accuracy_known_ttft_and_itl(mocks):
     # mock: TTFT 60 ms, ITL 8 ms, 24 tokens; the mock itself adds a little on a busy machine
-    res = bench(base_url=mocks["timed"].url, concurrency=4, max_requests=32, prompt_tokens=64)
+    res = bench(
+        base_url=mocks["timed"].url,
+        concurrency=4,
+        max_requests=32,
+        prompt_tokens=64,
+        warmup={"requests": 4},
+    )
     m = res["metrics"]
     assert res["model"] == "llama-3.1-8b-instruct"
     assert (m["successful"], m["errored"], m["incomplete"]) == (32, 0, 0)
