@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INVENTORY ?= inventories/local
 ANSIBLE_TEST_PIP := $(HOME)/.ansible/test/cache
-SANITY_ROOT := .cache/sanity/ansible_collections/aistack/platform
+SANITY_ROOT := build/sanity/ansible_collections/aistack/platform
 export ANSIBLE_FORCE_COLOR ?= false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -50,6 +50,8 @@ sanity: build ## ansible-test sanity on the built collection (offline pip bootst
 	@for v in 24_2 25_0 25_1 25_3; do cp scripts/get-pip-standin.py $(ANSIBLE_TEST_PIP)/get_pip_$$v.py; done
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
 	tar -xzf build/collection/aistack-platform-*.tar.gz -C $(SANITY_ROOT)
+	@# ansible-test lists content with git; the artifact gets a repository of its own.
+	cd $(SANITY_ROOT) && echo "/tests/output/" > .gitignore && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
 
 pytest: venv ## pytest: modules, rendering, services integration

@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Custom resources the collection may render, with the fields their CRDs require.
 
 kubernetes-validate ships schemas for built-in kinds only; every custom resource a role
@@ -52,6 +52,9 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
     ("postgresql.cnpg.io/v1", "Cluster"): {
         "required": ["spec.instances", "spec.storage.size"],
         "types": {"spec.instances": int},
+    },
+    ("postgresql.cnpg.io/v1", "Database"): {
+        "required": ["spec.name", "spec.owner", "spec.cluster.name"],
     },
     ("postgresql.cnpg.io/v1", "ScheduledBackup"): {
         "required": ["spec.schedule", "spec.cluster.name"]

@@ -213,8 +213,10 @@ removed:
   returned: always
   type: int
   sample: 0
-failed:
-  description: Files that could not be ingested (the task fails when this is not 0).
+failed_files:
+  description:
+    - Files that could not be ingested. The task fails when this is not 0 (Ansible reserves
+      the key C(failed) for that boolean).
   returned: always
   type: int
   sample: 0
@@ -282,11 +284,14 @@ elapsed_s:
   type: float
 """
 
+import contextlib
 import copy
 import json
 import os
+import sys
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -320,6 +325,26 @@ except ImportError:  # pragma: no cover - depends on the controller's Python
 MARK = "aistack.platform.document_ingest"
 MAX_RETRY_AFTER = 60.0
 DIRECT_ONLY = ("embedding_model_path", "embedding_url", "embedding_api_key")
+
+
+@contextlib.contextmanager
+def plain_sys_intern() -> Iterator[None]:
+    """Run with the interpreter's own ``sys.intern``.
+
+    ansible-core 2.19 wraps ``sys.intern`` when its module_utils are imported; importing
+    sentence-transformers then fails inside ``torch._dynamo`` ("substitute_in_graph expects a
+    function"). The model is loaded (and used) with the original function in place.
+    """
+    patched = sys.intern
+    original = getattr(type(patched), "unpatched_implementation", None)
+    if original is None or not callable(original):
+        yield
+        return
+    sys.intern = original
+    try:
+        yield
+    finally:
+        sys.intern = patched
 
 
 class TargetError(RuntimeError):
@@ -416,15 +441,32 @@ class ServiceTarget:
 
     def ingest(self, documents: list[dict[str, Any]], collection: str) -> list[dict[str, Any]]:
         body = {"documents": documents, "collection": collection}
-        response = self._request("POST", "/ingest/batch", json=body)
+        try:
+            response = self._request("POST", "/ingest/batch", json=body)
+        except TargetError as exc:
+            if getattr(exc, "status", None) == 500:
+                exc.args = (
+                    f"{exc} (see the service's log; a collection {collection!r} whose vectors "
+                    "do not match the service's embedding model is a common cause - compare it "
+                    "with aistack.platform.qdrant_collection)",
+                )
+            raise
         return list(response.json()["results"])
 
     def delete(self, document_id: str, collection: str) -> None:
-        self._request(
-            "DELETE",
-            "/documents/{}".format(quote(document_id, safe="")),
-            params={"collection": collection},
-        )
+        try:
+            self._request(
+                "DELETE",
+                "/documents/{}".format(quote(document_id, safe="")),
+                params={"collection": collection},
+            )
+        except TargetError as exc:
+            if getattr(exc, "status", None) == 404 and "/" in document_id:
+                exc.args = (
+                    f"{exc} (this service version cannot delete document IDs that contain '/': "
+                    "its route must be DELETE /documents/{document_id:path})",
+                )
+            raise
 
     def preflight(self, collection: str) -> None:
         """Nothing to check over HTTP: the service validates its own collection."""
@@ -510,7 +552,15 @@ class PipelineTarget:
         return {d.document_id: d.model_dump() for d in docs}
 
     def preflight(self, collection: str) -> None:
-        """Fail clearly when the collection's vectors do not fit the pipeline's layout."""
+        """Load the embedder; fail clearly when the collection's vectors do not fit it."""
+        with plain_sys_intern():
+            try:
+                self.pipeline.embedder.dimension  # noqa: B018 - loads the model
+            except Exception as exc:
+                raise TargetError(
+                    f"Cannot load the embedding backend ({type(exc).__name__}: {exc})",
+                    retryable=type(exc).__name__ == "EmbedderError",
+                ) from exc
         store = self.pipeline.store
         client = getattr(store, "client", None)
         if client is None or not client.collection_exists(collection):
@@ -548,7 +598,8 @@ class PipelineTarget:
 
     def ingest(self, documents: list[dict[str, Any]], collection: str) -> list[dict[str, Any]]:
         docs = [self._document_in(**d) for d in documents]
-        response = self._call(self.pipeline.ingest_batch, docs, collection)
+        with plain_sys_intern():
+            response = self._call(self.pipeline.ingest_batch, docs, collection)
         return [r.model_dump() for r in response.results]
 
     def delete(self, document_id: str, collection: str) -> None:
@@ -590,7 +641,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         "updated": 0,
         "unchanged": 0,
         "removed": 0,
-        "failed": 0,
+        "failed_files": 0,
         "ignored": 0,
         "chunks": 0,
         "collection": collection,
@@ -655,8 +706,9 @@ def run(module: AnsibleModule) -> dict[str, Any]:
 
     def finish() -> dict[str, Any]:
         files = [entries[k] for k in sorted(entries)]
-        for status in ("ingested", "updated", "unchanged", "removed", "failed"):
+        for status in ("ingested", "updated", "unchanged", "removed"):
             result[status] = sum(1 for f in files if f.get("status") == status)
+        result["failed_files"] = sum(1 for f in files if f.get("status") == "failed")
         result["ignored"] = sum(1 for f in files if f.get("status") == "skipped")
         result["chunks"] = sum(f.get("chunks", 0) for f in files)
         result["files"] = files
@@ -805,7 +857,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         module.fail_json(
             msg="{} file(s) failed to ingest ({} ingested, {} updated before the failure are "
             "complete; run again to finish):\n{}".format(
-                result["failed"], result["ingested"], result["updated"], "\n".join(failures)
+                result["failed_files"], result["ingested"], result["updated"], "\n".join(failures)
             ),
             **result,
         )

@@ -115,9 +115,9 @@ options:
     type: int
   output_tokens:
     description:
-      - Output length asked for (C(max_tokens)). Unset leaves it to the server. Servers stop at
-        end-of-sequence unless told otherwise; for vLLM add C({ignore_eos: true}) to
-        O(extra_body) to get exactly this many tokens.
+      - "Output length asked for (C(max_tokens)). Unset leaves it to the server. Servers stop at
+        end-of-sequence unless told otherwise; for vLLM add C(ignore_eos: true) to
+        O(extra_body) to get exactly this many tokens."
     type: int
   prompt_file:
     description:

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -19,7 +19,7 @@ description:
   - This is the render half of the collection's deploy mechanism (role
     M(aistack.platform.deploy) calls it in both C(render) and C(apply) modes).
 author:
-  - aistack.platform contributors
+  - aistack.platform maintainers (@aistack)
 extends_documentation_fragment:
   - aistack.platform.k8s_render
 options:
@@ -442,6 +442,7 @@ def main() -> None:
                 "type": "list",
                 "elements": "dict",
                 "default": [],
+                "no_log": False,
                 "options": {
                     "name": {"type": "str", "required": True},
                     "namespace": {"type": "str", "required": True},

@@ -153,3 +153,7 @@ def infinity_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         stop(proc)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: slow but part of the default run (make test)")

@@ -30,12 +30,12 @@ def create_app(
     embedder: Embedder | None = None,
 ) -> FastAPI:
     """Build the app. ``pipeline``/``embedder`` let tests and tools share loaded components."""
+    # A pipeline passed in belongs to the caller; one built here is closed at shutdown.
+    owns_pipeline = pipeline is None
     if pipeline is None:
-        settings = settings or Settings()
-        pipeline = Pipeline.from_settings(settings, embedder=embedder)
+        pipeline = Pipeline.from_settings(settings or Settings(), embedder=embedder)
     settings = pipeline.settings
     configure_logging(settings.log_level)
-    owns_pipeline = pipeline is not None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

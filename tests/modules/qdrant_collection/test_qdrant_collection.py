@@ -241,7 +241,7 @@ def test_desired_state_normalises_unnamed_and_named_vectors() -> None:
     ],
 )
 def test_invalid_options_are_rejected(params: dict[str, Any], message: str) -> None:
-    with pytest.raises(qc.ConfigError, match=None) as info:
+    with pytest.raises(qc.ConfigError) as info:
         qc.desired_state(params)
     assert message in str(info.value)
 
@@ -554,3 +554,25 @@ def test_through_ansible_cli(tmp_path: Path) -> None:
     )
     assert bad["failed"] is True
     assert "vectors.dense.size (384 -> 768)" in bad["msg"]
+
+
+def test_collections_playbook(tmp_path: Path) -> None:
+    from tests.conftest import run_playbook
+
+    store = tmp_path / "qdrant"
+    extra = json.dumps(
+        {
+            "aistack_qdrant_path": str(store),
+            "aistack_qdrant_collections": [
+                {"name": "docs", **RAG_LAYOUT, "aliases": ["docs-live"]},
+                {"name": "images", "vectors": {"size": 16, "distance": "Dot"}},
+            ],
+        }
+    )
+    first = run_playbook("playbooks/collections.yml", "-e", extra)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "changed=1" in first.stdout
+    second = run_playbook("playbooks/collections.yml", "-e", extra)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "changed=0" in second.stdout and "docs: unchanged (0 points)" in second.stdout
+    assert open_info(store, "images").config.params.vectors.size == 16

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/ingest", tags=["ingest"], responses={**ERRORS, **TOO
 def _check_size(text: str, limit: int, what: str) -> None:
     if len(text) > limit:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            413,
             f"{what} has {len(text)} characters; the limit is {limit} (MAX_DOCUMENT_CHARS)",
         )
 
@@ -34,7 +34,7 @@ def ingest_batch(body: BatchIngestRequest, pipeline: PipelineDep) -> BatchIngest
     limit = pipeline.settings.max_batch_documents
     if len(body.documents) > limit:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            413,
             f"batch has {len(body.documents)} documents; the limit is {limit}"
             " (MAX_BATCH_DOCUMENTS)",
         )

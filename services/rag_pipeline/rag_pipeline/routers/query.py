@@ -22,7 +22,7 @@ def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse | Streamin
     limit = pipeline.settings.max_query_chars
     if len(body.query) > limit:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            413,
             f"query has {len(body.query)} characters; the limit is {limit} (MAX_QUERY_CHARS)",
         )
     if body.stream:

@@ -34,7 +34,7 @@ class QdrantStore(VectorStore):
         self, url: str | None = None, api_key: str | None = None, path: str | None = None
     ) -> None:
         if url:
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=30)
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=30, check_compatibility=False)
             self.location = url
             self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         else:

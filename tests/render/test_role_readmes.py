@@ -1,0 +1,90 @@
+"""The component roles of the single-node architecture follow the role contract: every default
+documented in meta/argument_specs.yml (and the other way round), galaxy metadata, a validate
+entry point, deploy as the only way to the cluster, and a README generated from the spec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+ROLES = [
+    "gpu_operator",
+    "longhorn",
+    "ingress_nginx",
+    "qdrant",
+    "localai",
+    "ollama",
+    "anythingllm",
+    "rag_pipeline",
+]
+ALL_ROLES = [*ROLES, "node_preflight"]
+
+
+def load(role: str, path: str) -> dict:
+    return yaml.safe_load((REPO / "roles" / role / path).read_text()) or {}
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_argument_spec_documents_every_default(role: str) -> None:
+    defaults = load(role, "defaults/main.yml")
+    specs = load(role, "meta/argument_specs.yml")["argument_specs"]
+    options = specs["main"]["options"]
+    assert set(defaults) == set(options), set(defaults) ^ set(options)
+    for name, option in options.items():
+        assert option.get("description"), name
+        assert option.get("type"), name
+        value = defaults[name]
+        # Literal defaults must match the spec; templated ones fall back to aistack_* settings.
+        # Long structured defaults (lists with suboptions) are shown from defaults/main.yml.
+        if not (isinstance(value, str) and "{{" in value) and not (
+            "options" in option and "default" not in option
+        ):
+            assert option.get("default") == value, (name, option.get("default"), value)
+        if option.get("choices"):
+            assert value in option["choices"] or "{{" in str(value), name
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_component_role_contract(role: str) -> None:
+    specs = load(role, "meta/argument_specs.yml")["argument_specs"]
+    # Preflight validates every enabled component through this entry point.
+    assert specs["validate"] == specs["main"]
+    assert (REPO / "roles" / role / "tasks/validate.yml").exists()
+    tasks = yaml.safe_load((REPO / "roles" / role / "tasks/main.yml").read_text())
+    assert tasks[0]["ansible.builtin.import_tasks"] == "validate.yml"
+    deploys = [t for t in tasks if "ansible.builtin.include_role" in t]
+    assert len(deploys) == 1
+    assert deploys[0]["ansible.builtin.include_role"]["name"] == "aistack.platform.deploy"
+    assert deploys[0]["vars"]["deploy_component"] == role
+    galaxy = load(role, "meta/main.yml")["galaxy_info"]
+    assert galaxy["license"] and galaxy["description"] and galaxy["min_ansible_version"]
+
+
+def test_preflight_validates_every_component_role() -> None:
+    plays = yaml.safe_load((REPO / "playbooks/preflight.yml").read_text())
+    listed = [
+        p["vars"]["aistack_validated_components"]
+        for p in plays
+        if "aistack_validated_components" in p.get("vars", {})
+    ]
+    assert listed and sorted(listed[0]) == sorted(ROLES)
+
+
+def test_readmes_are_generated_from_the_argument_specs() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts/role-readme.py"),
+            "--check",
+            *(str(REPO / "roles" / r) for r in ALL_ROLES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

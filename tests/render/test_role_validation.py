@@ -1,0 +1,66 @@
+"""Invalid settings fail in preflight, before anything is rendered, naming the variable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.render.single_node_helpers import render
+
+CASES = {
+    "time-slicing replicas 1": (
+        {"gpu_operator_time_slicing_replicas": 1},
+        ["gpu_operator_time_slicing_replicas must be >= 2"],
+    ),
+    "negative size": (
+        {"qdrant_storage_size": "-20Gi"},
+        ["qdrant_storage_size must be a positive size", "-20Gi"],
+    ),
+    "zero size": (
+        {"localai_storage_size": "0Gi"},
+        ["localai_storage_size must be a positive size"],
+    ),
+    "unknown component": (
+        {"aistack_components": {"vllm_turbo": True}},
+        ["Unknown component(s) in aistack_components: vllm_turbo"],
+    ),
+    "wrong type": (
+        {"qdrant_replicas": "three"},
+        ["qdrant_replicas", "unable to convert to int"],
+    ),
+    "bad choice": (
+        {"longhorn_reclaim_policy": "Recycle"},
+        ["longhorn_reclaim_policy", "Recycle"],
+    ),
+    "latest image": (
+        {"ollama_image_tag": "latest"},
+        ["ollama_image_tag must be pinned"],
+    ),
+    "vault secret without value": (
+        {"qdrant_secrets_source": "vault"},
+        ["qdrant_api_key is required when qdrant_secrets_source is vault"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_invalid_setting_fails_before_rendering(case: str) -> None:
+    extra, messages = CASES[case]
+    build_root = Path(tempfile.mkdtemp(prefix="aistack-invalid-"))
+    shutil.rmtree(build_root)
+    try:
+        proc = render(build_root, "-e", json.dumps(extra))
+        output = " ".join((proc.stdout + proc.stderr).split())
+        assert proc.returncode != 0, output[-3000:]
+        for message in messages:
+            assert message in output, output[-3000:]
+        # Preflight failed the host: no component directory, no file.
+        written = [p for p in build_root.rglob("*") if p.is_file()] if build_root.exists() else []
+        assert written == []
+        assert "TASK [Deploy " not in proc.stdout
+    finally:
+        shutil.rmtree(build_root, ignore_errors=True)

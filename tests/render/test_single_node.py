@@ -1,0 +1,554 @@
+"""The single-node architecture (issue 3): every row of its specification, asserted against
+the objects and Helm values that `site.yml -i inventories/single-node` renders."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.render.single_node_helpers import (
+    COMPONENTS,
+    NAMESPACE,
+    Bundle,
+    containers,
+    env_map,
+    quantity,
+    same_resources,
+    single_node,
+    single_node_variant,
+)
+
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+SVC = "svc.cluster.local"
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return single_node()
+
+
+def resources(requests: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+    return {"requests": requests, "limits": limits}
+
+
+def check_resources(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    for part in ("requests", "limits"):
+        assert same_resources(actual[part], expected[part]), (part, actual[part], expected[part])
+
+
+def container(obj: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    found = [c for c in obj["spec"]["template"]["spec"]["containers"] if name in (None, c["name"])]
+    assert found, f"no container {name} in {obj['metadata']['name']}"
+    return found[0]
+
+
+# --- the render itself -------------------------------------------------------------------
+
+
+def test_every_component_is_rendered_and_validated(bundle: Bundle) -> None:
+    assert sorted(bundle.objects) == sorted(COMPONENTS)
+    assert "validated against Kubernetes 1.31" in bundle.proc.stdout
+
+
+def test_second_render_changes_nothing(bundle: Bundle) -> None:
+    from tests.render.single_node_helpers import render
+
+    proc = render(bundle.root.parent)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    recap = re.search(r"single-node\s+:\s+ok=\d+\s+changed=(\d+)", proc.stdout)
+    assert recap and recap.group(1) == "0", proc.stdout[-3000:]
+
+
+def test_workloads_live_in_ai_stack(bundle: Bundle) -> None:
+    for component in ("qdrant", "localai", "ollama", "anythingllm", "rag_pipeline"):
+        for obj in bundle.objects[component]:
+            if obj["kind"] != "Namespace":
+                assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]
+        release = bundle.releases.get(component)
+        if release:
+            assert release["namespace"] == NAMESPACE
+
+
+# --- LocalAI -----------------------------------------------------------------------------
+
+
+def test_localai_release(bundle: Bundle) -> None:
+    release, values = bundle.releases["localai"], bundle.values["localai"]
+    assert release["chart"] == "go-skynet/local-ai"
+    assert release["repo_url"] == "https://go-skynet.github.io/helm-charts/"
+    # fullnameOverride names the Deployment and Service `localai` and the PVC localai-models.
+    assert values["fullnameOverride"] == "localai"
+    assert values["service"] == {"type": "ClusterIP", "port": 8080}
+    check_resources(
+        values["resources"],
+        resources(
+            {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1},
+            {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": 1},
+        ),
+    )
+    assert values["tolerations"] == [GPU_TOLERATION]
+    assert values["deployment"]["strategy"] == {"type": "Recreate"}
+
+
+def test_localai_models_pvc(bundle: Bundle) -> None:
+    values = bundle.values["localai"]
+    models = values["persistence"]["models"]
+    assert f"{values['fullnameOverride']}-models" == "localai-models"  # chart: <fullname>-<key>
+    assert models["enabled"] is True
+    assert quantity(models["size"]) == quantity("50Gi")
+    assert models["storageClass"] == "longhorn"
+    assert models["accessModes"] == ["ReadWriteOnce"]
+    assert models["globalMount"] == "/models" == values["deployment"]["modelsPath"]
+    assert models["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert values["persistence"]["output"]["enabled"] is False
+
+
+def test_localai_models_are_declarative(bundle: Bundle) -> None:
+    configs = {
+        name: yaml.safe_load(text)
+        for name, text in bundle.values["localai"]["modelsConfigs"].items()
+    }
+    names = " ".join(configs).lower()
+    for family in ("mistral-7b", "llama-3-8b", "phi-3"):
+        assert family in names, configs.keys()
+    embedders = [name for name, config in configs.items() if config.get("embeddings")]
+    assert embedders == ["nomic-embed-text-v1.5"]
+    for name, config in configs.items():
+        assert config["name"] == name
+        assert config["parameters"]["model"] == config["download_files"][0]["filename"]
+        assert config["download_files"][0]["uri"].startswith("huggingface://")
+        assert config["gpu_layers"] > 0
+
+
+def test_localai_api_key_from_secret(bundle: Bundle) -> None:
+    secret_env = bundle.values["localai"]["deployment"]["secretEnv"]
+    assert secret_env == [
+        {
+            "name": "LOCALAI_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "localai-api-key", "key": "api-key"}},
+        }
+    ]
+    assert {
+        "name": "localai-api-key",
+        "namespace": NAMESPACE,
+        "keys": ["api-key"],
+        "source": "existing",
+    } in (bundle.secrets["localai"])
+
+
+def test_localai_probes_patch_the_chart_deployment(bundle: Bundle) -> None:
+    patch = bundle.get("Deployment", "localai", "localai")
+    assert patch["metadata"]["annotations"]["aistack.io/patch-of"] == "helm-release/localai"
+    # The selector must be the chart's, or the server-side apply would not merge.
+    assert patch["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "local-ai",
+        "app.kubernetes.io/instance": "localai",
+    }
+    main = container(patch, "localai")
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
+    assert main["startupProbe"]["httpGet"]["path"] == "/readyz"
+
+
+# --- Ollama ------------------------------------------------------------------------------
+
+
+def test_ollama_plain_manifests(bundle: Bundle) -> None:
+    kinds = sorted(o["kind"] for o in bundle.objects["ollama"])
+    assert kinds == ["Deployment", "Job", "Namespace", "PersistentVolumeClaim", "Service"]
+    assert "ollama" not in bundle.releases
+
+
+def test_ollama_deployment(bundle: Bundle) -> None:
+    deployment = bundle.get("Deployment", "ollama", "ollama")
+    main = container(deployment, "ollama")
+    check_resources(
+        main["resources"],
+        resources(
+            {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1},
+            {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": 1},
+        ),
+    )
+    assert deployment["spec"]["template"]["spec"]["tolerations"] == [GPU_TOLERATION]
+    assert main["ports"] == [{"name": "http", "containerPort": 11434, "protocol": "TCP"}]
+    assert main["volumeMounts"] == [{"name": "data", "mountPath": "/root/.ollama"}]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [{"name": "data", "persistentVolumeClaim": {"claimName": "ollama-data"}}]
+
+
+def test_ollama_service_and_pvc(bundle: Bundle) -> None:
+    service = bundle.get("Service", "ollama", "ollama")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(11434, "http")]
+    pvc = bundle.get("PersistentVolumeClaim", "ollama-data", "ollama")
+    assert pvc["spec"]["storageClassName"] == "longhorn"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert quantity(pvc["spec"]["resources"]["requests"]["storage"]) > 0
+
+
+def test_ollama_models_pulled_idempotently_after_ready(bundle: Bundle) -> None:
+    jobs = [o for o in bundle.objects["ollama"] if o["kind"] == "Job"]
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert re.fullmatch(r"ollama-pull-[0-9a-f]{8}", job["metadata"]["name"])
+    pull = container(job)
+    env = env_map(pull)
+    assert env["OLLAMA_HOST"] == f"http://ollama.{NAMESPACE}.{SVC}:11434"
+    models = env["MODELS"].split()
+    assert any(m.startswith("tinyllama") for m in models)
+    assert any(m.startswith("phi3:mini") for m in models)
+    script = pull["args"][0]
+    assert "until ollama list" in script  # waits for the server
+    assert (
+        'ollama show "$model"' in script and 'ollama pull "$model"' in script
+    )  # skips present models
+    assert pull["image"] == container(bundle.get("Deployment", "ollama", "ollama"))["image"]
+
+
+# --- Qdrant ------------------------------------------------------------------------------
+
+
+def test_qdrant_release(bundle: Bundle) -> None:
+    release, values = bundle.releases["qdrant"], bundle.values["qdrant"]
+    assert release["chart"] == "qdrant/qdrant"
+    assert values["fullnameOverride"] == "qdrant"
+    check_resources(
+        values["resources"],
+        resources({"cpu": "500m", "memory": "1Gi"}, {"cpu": "1", "memory": "2Gi"}),
+    )
+    ports = {p["name"]: p["port"] for p in values["service"]["ports"]}
+    assert ports == {"http": 6333, "grpc": 6334}
+    assert all(p["targetPort"] == p["port"] for p in values["service"]["ports"])
+
+
+def test_qdrant_storage(bundle: Bundle) -> None:
+    persistence = bundle.values["qdrant"]["persistence"]
+    # The chart names its volumeClaimTemplate storageVolumeName, mounted at /qdrant/storage.
+    assert persistence["storageVolumeName"] == "qdrant-storage"
+    assert quantity(persistence["size"]) == quantity("20Gi")
+    assert persistence["storageClassName"] == "longhorn"
+    assert persistence["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_qdrant_api_key_from_secret(bundle: Bundle) -> None:
+    assert bundle.values["qdrant"]["apiKey"] == {
+        "valueFrom": {"secretKeyRef": {"name": "qdrant-api-key", "key": "api-key"}}
+    }
+    assert bundle.secrets["qdrant"] == [
+        {
+            "name": "qdrant-api-key",
+            "namespace": NAMESPACE,
+            "keys": ["api-key"],
+            "source": "existing",
+        }
+    ]
+
+
+# --- AnythingLLM -------------------------------------------------------------------------
+
+
+def test_anythingllm_workload(bundle: Bundle) -> None:
+    deployment = bundle.get("Deployment", "anythingllm", "anythingllm")
+    main = container(deployment, "anythingllm")
+    check_resources(
+        main["resources"],
+        resources({"cpu": "500m", "memory": "1Gi"}, {"cpu": "1", "memory": "2Gi"}),
+    )
+    service = bundle.get("Service", "anythingllm", "anythingllm")
+    assert [p["port"] for p in service["spec"]["ports"]] == [3001]
+    assert main["ports"][0]["containerPort"] == 3001
+    pvc = bundle.get("PersistentVolumeClaim", "anythingllm-data", "anythingllm")
+    assert quantity(pvc["spec"]["resources"]["requests"]["storage"]) == quantity("10Gi")
+    assert pvc["spec"]["storageClassName"] == "longhorn"
+    assert main["volumeMounts"] == [{"name": "storage", "mountPath": "/app/server/storage"}]
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_anythingllm_wired_to_localai_and_qdrant(bundle: Bundle) -> None:
+    env = env_map(container(bundle.get("Deployment", "anythingllm", "anythingllm")))
+    localai = f"http://localai.{NAMESPACE}.{SVC}:8080/v1"
+    assert env["LLM_PROVIDER"] == "localai"
+    assert env["LOCAL_AI_BASE_PATH"] == localai
+    assert env["LOCAL_AI_MODEL_PREF"] == "mistral-7b-instruct"
+    assert env["EMBEDDING_ENGINE"] == "localai"
+    assert env["EMBEDDING_BASE_PATH"] == localai
+    assert env["EMBEDDING_MODEL_PREF"] == "nomic-embed-text-v1.5"
+    assert env["VECTOR_DB"] == "qdrant"
+    assert env["QDRANT_ENDPOINT"] == f"http://qdrant.{NAMESPACE}.{SVC}:6333"
+    models = bundle.values["localai"]["modelsConfigs"]
+    assert env["LOCAL_AI_MODEL_PREF"] in models and env["EMBEDDING_MODEL_PREF"] in models
+
+
+def test_anythingllm_secrets_from_secret(bundle: Bundle) -> None:
+    env = env_map(container(bundle.get("Deployment", "anythingllm", "anythingllm")))
+    expected = {
+        "JWT_SECRET": ("anythingllm-secrets", "JWT_SECRET"),
+        "AUTH_TOKEN": ("anythingllm-secrets", "AUTH_TOKEN"),
+        "SIG_KEY": ("anythingllm-secrets", "SIG_KEY"),
+        "SIG_SALT": ("anythingllm-secrets", "SIG_SALT"),
+        "LOCAL_AI_API_KEY": ("localai-api-key", "api-key"),
+        "QDRANT_API_KEY": ("qdrant-api-key", "api-key"),
+    }
+    for name, (secret, key) in expected.items():
+        assert env[name] == {"secretKeyRef": {"name": secret, "key": key}}, name
+    required = {s["name"]: s["keys"] for s in bundle.secrets["anythingllm"]}
+    assert required["anythingllm-secrets"] == ["JWT_SECRET", "AUTH_TOKEN", "SIG_KEY", "SIG_SALT"]
+
+
+# --- RAG pipeline ------------------------------------------------------------------------
+
+
+def test_rag_pipeline_config(bundle: Bundle) -> None:
+    data = bundle.get("ConfigMap", "rag-pipeline-config", "rag_pipeline")["data"]
+    assert data["LOCALAI_URL"] == f"http://localai.{NAMESPACE}.{SVC}:8080/v1"
+    assert data["QDRANT_URL"] == f"http://qdrant.{NAMESPACE}.{SVC}:6333"
+    assert data["EMBEDDING_MODEL"] == "nomic-embed-text-v1.5"
+    assert data["LLM_MODEL"] == "mistral-7b-instruct"
+    assert data["CHUNK_SIZE"] == "512"
+    assert data["EMBEDDING_STRATEGY"] == "hybrid"
+    assert data["EMBEDDING_BACKEND"] == "openai"
+    assert data["VECTOR_STORE"] == "qdrant"
+    assert data["COLLECTION_NAME"] == "documents"
+    assert all(isinstance(v, str) for v in data.values())
+    models = bundle.values["localai"]["modelsConfigs"]
+    assert data["LLM_MODEL"] in models and data["EMBEDDING_MODEL"] in models
+
+
+def test_rag_pipeline_workload(bundle: Bundle) -> None:
+    deployment = bundle.get("Deployment", "rag-pipeline", "rag_pipeline")
+    main = container(deployment, "rag-pipeline")
+    assert main["envFrom"] == [{"configMapRef": {"name": "rag-pipeline-config"}}]
+    env = env_map(main)
+    assert env["API_KEY"] == {"secretKeyRef": {"name": "rag-pipeline-api-key", "key": "api-key"}}
+    assert env["QDRANT_API_KEY"] == {"secretKeyRef": {"name": "qdrant-api-key", "key": "api-key"}}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert main["ports"][0]["containerPort"] == 8000
+    check_resources(
+        main["resources"],
+        resources({"cpu": "250m", "memory": "512Mi"}, {"cpu": "1", "memory": "2Gi"}),
+    )
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    assert {"name": "documents", "mountPath": "/data/documents"} in main["volumeMounts"]
+    pvc = bundle.get("PersistentVolumeClaim", "rag-pipeline-documents", "rag_pipeline")
+    assert pvc["spec"]["storageClassName"] == "longhorn"
+    service = bundle.get("Service", "rag-pipeline", "rag_pipeline")
+    assert [p["port"] for p in service["spec"]["ports"]] == [8000]
+
+
+# --- GPU ---------------------------------------------------------------------------------
+
+
+def test_gpu_workloads_request_one_gpu_and_tolerate_the_taint(bundle: Bundle) -> None:
+    localai = bundle.values["localai"]
+    ollama = bundle.get("Deployment", "ollama", "ollama")
+    for res, tolerations in (
+        (localai["resources"], localai["tolerations"]),
+        (
+            container(ollama, "ollama")["resources"],
+            ollama["spec"]["template"]["spec"]["tolerations"],
+        ),
+    ):
+        assert res["limits"]["nvidia.com/gpu"] == 1
+        assert res["requests"]["nvidia.com/gpu"] == 1
+        assert GPU_TOLERATION in tolerations
+
+
+def test_only_the_model_servers_use_gpus(bundle: Bundle) -> None:
+    for obj in bundle.of_kind("Deployment"):
+        if obj["metadata"]["name"] in ("ollama", "localai"):
+            continue
+        for c in containers(obj):
+            assert "nvidia.com/gpu" not in str(c.get("resources", {})), obj["metadata"]["name"]
+
+
+def test_time_slicing_configmap(bundle: Bundle) -> None:
+    configmap = bundle.get("ConfigMap", "time-slicing-config", "gpu_operator")
+    assert configmap["metadata"]["namespace"] == "gpu-operator"
+    assert list(configmap["data"]) == ["any"]
+    config = yaml.safe_load(configmap["data"]["any"])
+    assert config["version"] == "v1"
+    slicing = config["sharing"]["timeSlicing"]
+    assert slicing["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
+    assert slicing["renameByDefault"] is False
+    assert slicing["failRequestsGreaterThanOne"] is True
+
+
+def test_time_slicing_wired_into_the_operator(bundle: Bundle) -> None:
+    release, values = bundle.releases["gpu-operator"], bundle.values["gpu-operator"]
+    assert release["chart"] == "nvidia/gpu-operator"
+    assert release["namespace"] == "gpu-operator"
+    assert release["repo_url"] == "https://helm.ngc.nvidia.com/nvidia"
+    configmap = bundle.get("ConfigMap", "time-slicing-config", "gpu_operator")
+    config = values["devicePlugin"]["config"]
+    assert config["create"] is False
+    assert config["name"] == configmap["metadata"]["name"]
+    assert config["default"] in configmap["data"]
+    assert values["driver"]["enabled"] is False
+    assert values["dcgmExporter"]["enabled"] is True
+    assert values["toolkit"]["enabled"] is True
+
+
+# --- Ingress -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "component", "host", "port", "body_size"),
+    [
+        ("localai", "localai", "localai.local", 8080, "50m"),
+        ("anythingllm", "anythingllm", "anythingllm.local", 3001, "100m"),
+    ],
+)
+def test_ingress(
+    bundle: Bundle, name: str, component: str, host: str, port: int, body_size: str
+) -> None:
+    ingress = bundle.get("Ingress", name, component)
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == body_size
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "300"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "300"
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == host
+    [path] = rule["http"]["paths"]
+    assert path["backend"]["service"] == {"name": name, "port": {"number": port}}
+    assert "tls" not in ingress["spec"]  # TLS is optional and off in the inventory
+
+
+def test_ingress_controller(bundle: Bundle) -> None:
+    values = bundle.values["ingress-nginx"]["controller"]
+    assert values["ingressClassResource"]["name"] == "nginx"
+    assert values["service"]["type"] == "NodePort"
+    assert values["resources"]["limits"] and values["resources"]["requests"]
+
+
+def test_only_the_specified_hosts_are_exposed(bundle: Bundle) -> None:
+    hosts = sorted(r["host"] for i in bundle.of_kind("Ingress") for r in i["spec"]["rules"])
+    assert hosts == ["anythingllm.local", "localai.local"]
+
+
+# --- Storage -----------------------------------------------------------------------------
+
+
+def test_longhorn_storage_class(bundle: Bundle) -> None:
+    release, values = bundle.releases["longhorn"], bundle.values["longhorn"]
+    assert (release["chart"], release["namespace"]) == ("longhorn/longhorn", "longhorn-system")
+    assert values["persistence"]["defaultClass"] is True
+    assert values["persistence"]["reclaimPolicy"] == "Retain"
+    assert values["persistence"]["defaultClassReplicaCount"] == 1
+    assert values["defaultSettings"]["defaultReplicaCount"] == 1
+
+
+def test_every_pvc_uses_longhorn_read_write_once(bundle: Bundle) -> None:
+    pvcs = bundle.of_kind("PersistentVolumeClaim")
+    assert sorted(p["metadata"]["name"] for p in pvcs) == [
+        "anythingllm-data",
+        "ollama-data",
+        "rag-pipeline-documents",
+    ]
+    for pvc in pvcs:
+        assert pvc["spec"]["storageClassName"] == "longhorn", pvc["metadata"]["name"]
+        assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # Chart-made claims: LocalAI's localai-models and Qdrant's qdrant-storage.
+    localai = bundle.values["localai"]["persistence"]["models"]
+    qdrant = bundle.values["qdrant"]["persistence"]
+    assert (localai["storageClass"], localai["accessModes"]) == ("longhorn", ["ReadWriteOnce"])
+    assert (qdrant["storageClassName"], qdrant["accessModes"]) == ("longhorn", ["ReadWriteOnce"])
+
+
+# --- every workload: probes, resources, pinned images ------------------------------------
+
+
+def workloads(bundle: Bundle) -> list[dict[str, Any]]:
+    return [
+        o for o in bundle.all_objects() if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")
+    ]
+
+
+def test_every_workload_has_probes_and_resources(bundle: Bundle) -> None:
+    names = []
+    for obj in workloads(bundle):
+        names.append(obj["metadata"]["name"])
+        for c in obj["spec"]["template"]["spec"]["containers"]:
+            assert c.get("livenessProbe") and c.get("readinessProbe"), (
+                obj["metadata"]["name"],
+                c["name"],
+            )
+            if obj["metadata"].get("annotations", {}).get("aistack.io/patch-of"):
+                continue  # resources of the patched chart Deployment come from the chart values
+            assert c["resources"]["requests"] and c["resources"]["limits"], c["name"]
+    assert sorted(names) == ["anythingllm", "localai", "ollama", "rag-pipeline"]
+    qdrant = bundle.values["qdrant"]
+    assert qdrant["livenessProbe"]["enabled"] and qdrant["readinessProbe"]["enabled"]
+    assert qdrant["service"]["ports"][0]["checksEnabled"] is True  # probes on the HTTP port
+
+
+def images(bundle: Bundle) -> list[str]:
+    found = []
+    for obj in bundle.all_objects():
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            found += [c["image"] for c in containers(obj) if c.get("image")]
+    for name in ("localai", "qdrant"):
+        image = bundle.values[name].get("image") or bundle.values[name]["deployment"]["image"]
+        found.append(f"{image['repository']}:{image['tag']}")
+    found.append(bundle.values["localai"]["deployment"]["prompt_templates"]["image"])
+    return found
+
+
+def test_images_are_pinned(bundle: Bundle) -> None:
+    found = images(bundle)
+    assert len(found) >= 6
+    for image in found:
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" in repository, image
+        assert tag and not tag.startswith("latest"), image
+
+
+def test_charts_are_pinned_with_a_source(bundle: Bundle) -> None:
+    assert sorted(bundle.releases) == [
+        "gpu-operator",
+        "ingress-nginx",
+        "localai",
+        "longhorn",
+        "qdrant",
+    ]
+    for release in bundle.releases.values():
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", str(release["version"])), release
+        assert release["repo_url"].startswith("https://"), release
+
+
+def test_no_secret_values_are_rendered(bundle: Bundle) -> None:
+    assert not bundle.of_kind("Secret")
+    text = "\n".join(p.read_text() for p in bundle.root.rglob("*.yaml"))
+    assert "stringData" not in text
+
+
+# --- inventory overrides: registry mirror, chart mirror, TLS -----------------------------
+
+
+@pytest.fixture(scope="module")
+def variant() -> Bundle:
+    return single_node_variant()
+
+
+def test_registry_mirror_applies_to_every_image(variant: Bundle) -> None:
+    for image in images(variant):
+        assert image.startswith("mirror.example:5000/"), image
+
+
+def test_chart_source_is_overridable(variant: Bundle) -> None:
+    assert variant.releases["localai"]["chart"] == "oci://mirror.example:5000/charts/local-ai"
+
+
+def test_tls_through_cert_manager_issuer(variant: Bundle) -> None:
+    for name, component, host in (
+        ("localai", "localai", "localai.local"),
+        ("anythingllm", "anythingllm", "anythingllm.local"),
+    ):
+        ingress = variant.get("Ingress", name, component)
+        assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "lab-ca"
+        assert ingress["spec"]["tls"] == [{"hosts": [host], "secretName": f"{host}-tls"}]
