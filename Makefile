@@ -11,6 +11,8 @@ INVENTORY ?= inventories/local
 ANSIBLE_TEST_PIP := $(HOME)/.ansible/test/cache
 SANITY_ROOT := build/sanity/ansible_collections/aistack/platform
 export ANSIBLE_FORCE_COLOR ?= false
+export PY_COLORS ?= 0
+export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv up down render test lint sanity pytest molecule build bench-rag bench-llm clean

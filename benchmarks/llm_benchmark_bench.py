@@ -31,6 +31,7 @@ import re
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,7 @@ RESULTS = REPO / "benchmarks" / "RESULTS.md"
 BEGIN, END = "<!-- BEGIN llm_benchmark -->", "<!-- END llm_benchmark -->"
 REFERENCE = {"guidellm_rps": 122.5, "minimal_rps": 281.0}
 PROMPT_TOKENS = 64
+LOAD_AT_START = "?"
 
 
 # -- the independent minimal streaming client (asyncio + httpx) ----------------------------
@@ -242,23 +244,42 @@ def machine() -> str:
 
 
 # -- the benchmark ---------------------------------------------------------------------------
-def accuracy(quick: bool) -> dict[int, dict[str, dict[str, Any]]]:
+def accuracy(quick: bool, rounds: int) -> dict[int, dict[str, dict[str, Any]]]:
+    """Interleaved rounds (the client order rotates), median of the per-round means.
+
+    The machine is shared (the mock server, the client and anything else running), so a
+    single run of each client can land on a busy or a quiet moment; interleaving and the
+    median make the comparison about the clients, not about the moment.
+    """
     mock = Mock("--ttft-ms", "100", "--itl-ms", "10", "--output-tokens", "64")
     out: dict[int, dict[str, dict[str, Any]]] = {}
+    names = list(CLIENTS)
     try:
         url = mock.url + "/v1/chat/completions"
         run_minimal(url, 4, 8, 64)  # warm the server up; not measured
         for conc, total in ((1, 8 if quick else 20), (16, 48 if quick else 160)):
+            runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+            for rnd in range(rounds):
+                for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
+                    target = mock.url if name != "minimal" else url
+                    r = CLIENTS[name](target, conc, total, 64)
+                    runs[name].append(r)
+                    print(
+                        f"  accuracy c={conc:<2} round {rnd + 1} {name:<8} "
+                        f"TTFT {r['ttft_ms']:7.2f} ms  ITL {r['itl_ms']:6.3f} ms  "
+                        f"({r['successful']} ok, {r['errored']} failed)",
+                        flush=True,
+                    )
             out[conc] = {}
-            for name, fn in CLIENTS.items():
-                target = mock.url if name != "minimal" else url
-                r = fn(target, conc, total, 64)
-                out[conc][name] = r
-                print(
-                    f"  accuracy c={conc:<2} {name:<8} TTFT {r['ttft_ms']:7.2f} ms  "
-                    f"ITL {r['itl_ms']:6.3f} ms  ({r['successful']} ok, {r['errored']} failed)",
-                    flush=True,
-                )
+            for name, rs in runs.items():
+                out[conc][name] = {
+                    "ttft_ms": statistics.median(r["ttft_ms"] for r in rs),
+                    "itl_ms": statistics.median(r["itl_ms"] for r in rs),
+                    "ttft_range": (min(r["ttft_ms"] for r in rs), max(r["ttft_ms"] for r in rs)),
+                    "itl_range": (min(r["itl_ms"] for r in rs), max(r["itl_ms"] for r in rs)),
+                    "successful": sum(r["successful"] for r in rs),
+                    "errored": sum(r["errored"] for r in rs),
+                }
     finally:
         mock.stop()
     return out
@@ -287,16 +308,18 @@ def capacity(quick: bool) -> dict[str, dict[str, Any]]:
 
 
 def report(acc: dict[int, dict[str, dict[str, Any]]], cap: dict[str, dict[str, Any]],
-           quick: bool) -> tuple[str, bool]:  # fmt: skip
+           quick: bool, rounds: int) -> tuple[str, bool]:  # fmt: skip
     ok = True
     lines = [
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}; "
-        f"guidellm {_guidellm_version()}; `guidellm mock-server` on loopback sharing the cores"
+        f"guidellm {_guidellm_version()}; load average at the start {LOAD_AT_START}; "
+        "`guidellm mock-server` on loopback sharing the cores"
         + (" (--quick run: fewer requests)" if quick else "")
         + ". Re-run: `.venv/bin/python benchmarks/llm_benchmark_bench.py`.",
         "",
         "**Accuracy** (mock `--ttft-ms 100 --itl-ms 10 --output-tokens 64`; mean over "
-        "successful requests; target: ours within 3 % of both):",
+        f"successful requests, median of {rounds} interleaved rounds, min-max in brackets; "
+        "target: ours within 3 % of both):",
         "",
         "| concurrency | metric | ours | minimal (httpx) | guidellm | ours vs minimal "
         "| ours vs guidellm |",
@@ -307,9 +330,12 @@ def report(acc: dict[int, dict[str, dict[str, Any]]], cap: dict[str, dict[str, A
             o, mi, g = res["ours"][key], res["minimal"][key], res["guidellm"][key]
             d1, d2 = pct(o, mi), pct(o, g)
             ok &= abs(d1) <= 3 and abs(d2) <= 3
-            lines.append(
-                f"| {conc} | {label} | {o:.2f} | {mi:.2f} | {g:.2f} | {d1:+.1f} % | {d2:+.1f} % |"
+            rk = key.replace("_ms", "_range")
+            cells = " | ".join(
+                f"{res[n][key]:.2f} ({res[n][rk][0]:.1f}-{res[n][rk][1]:.1f})"
+                for n in ("ours", "minimal", "guidellm")
             )
+            lines.append(f"| {conc} | {label} | {cells} | {d1:+.1f} % | {d2:+.1f} % |")
     total = next(iter(cap.values()))["successful"] + next(iter(cap.values()))["errored"]
     lines += [
         "",
@@ -341,6 +367,12 @@ def report(acc: dict[int, dict[str, dict[str, Any]]], cap: dict[str, dict[str, A
     return "\n".join(lines), ok
 
 
+def _load() -> str:
+    with contextlib.suppress(OSError):
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    return "?"
+
+
 def _guidellm_version() -> str:
     with contextlib.suppress(Exception):
         from importlib.metadata import version
@@ -367,6 +399,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     ap.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved accuracy rounds")
     ap.add_argument("--minimal-client", nargs=4, metavar=("URL", "C", "N", "TOKENS"),
                     help=argparse.SUPPRESS)  # fmt: skip
     args = ap.parse_args()
@@ -375,11 +408,13 @@ def main() -> int:
         res = asyncio.run(_minimal(url, "llama-3.1-8b-instruct", int(c), int(n), int(tok)))
         print(json.dumps(res))
         return 0
+    global LOAD_AT_START
+    LOAD_AT_START = _load()
     print("accuracy:", flush=True)
-    acc = accuracy(args.quick)
+    acc = accuracy(args.quick, max(args.rounds, 1))
     print("capacity:", flush=True)
     cap = capacity(args.quick)
-    text, ok = report(acc, cap, args.quick)
+    text, ok = report(acc, cap, args.quick, max(args.rounds, 1))
     print("\n" + text)
     if not args.no_write:
         write_results(text)

@@ -44,10 +44,21 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
     ("gateway.networking.k8s.io/v1", "Gateway"): {
         "required": ["spec.gatewayClassName", "spec.listeners"],
     },
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): {"required": ["spec"]},
-    ("inference.networking.k8s.io/v1", "InferencePool"): {
-        "required": ["spec.selector", "spec.targetPorts", "spec.endpointPickerRef"],
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): {
+        "required": ["spec.parentRefs", "spec.rules"],
+        "types": {"spec.parentRefs": list, "spec.rules": list},
     },
+    ("inference.networking.k8s.io/v1", "InferencePool"): {
+        "required": [
+            "spec.selector.matchLabels",
+            "spec.targetPorts",
+            "spec.endpointPickerRef.name",
+            "spec.endpointPickerRef.port.number",
+        ],
+        "types": {"spec.targetPorts": list, "spec.selector.matchLabels": dict},
+    },
+    # Istio (gateway provider of the llm-d Gateway): TLS to the endpoint picker
+    ("networking.istio.io/v1", "DestinationRule"): {"required": ["spec.host"]},
     # CloudNativePG
     ("postgresql.cnpg.io/v1", "Cluster"): {
         "required": ["spec.instances", "spec.storage.size"],
@@ -60,7 +71,10 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
         "required": ["spec.schedule", "spec.cluster.name"]
     },
     # Llama Stack operator
-    ("llamastack.io/v1alpha1", "LlamaStackDistribution"): {"required": ["spec.server"]},
+    ("llamastack.io/v1alpha1", "LlamaStackDistribution"): {
+        "required": ["spec.server.containerSpec.port"],
+        "types": {"spec.server.containerSpec.env": list},
+    },
     # Kuadrant MCP gateway
     ("mcp.kuadrant.io/v1alpha1", "MCPServerRegistration"): {
         "required": ["spec.prefix", "spec.targetRef.name"],

@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """File discovery and text extraction for document ingestion (text, Markdown, HTML, PDF).
 
 Pure Python: HTML needs beautifulsoup4 and PDF needs pypdf, imported only when such a file

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -21,7 +21,7 @@ description:
     setting, unless O(recreate=true), which drops the collection (and all its points) and
     creates it again.
 author:
-  - aistack.platform contributors
+  - aistack.platform contributors (@aistack-platform)
 extends_documentation_fragment:
   - aistack.platform.qdrant
 options:

@@ -161,6 +161,7 @@ __all__ = [
     "REPO",
     "Bundle",
     "containers",
+    "cpu_only",
     "env_map",
     "quantity",
     "render",
@@ -168,3 +169,22 @@ __all__ = [
     "single_node",
     "single_node_variant",
 ]
+
+
+@functools.cache
+def cpu_only() -> Bundle:
+    """The molecule CPU-only profile (molecule/kind/cpu-only.yml) rendered instead of applied."""
+    build_root = _tmpdir("aistack-cpu-only-")
+    proc = run_playbook(
+        "site.yml",
+        "-i",
+        INVENTORY,
+        "-e",
+        "@molecule/kind/cpu-only.yml",
+        "-e",
+        "aistack_deploy_mode=render",
+        "-e",
+        f"aistack_build_root={build_root}",
+    )
+    assert proc.returncode == 0, f"render failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    return load_bundle(build_root / "single-node", proc)

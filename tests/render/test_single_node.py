@@ -3,12 +3,16 @@ the objects and Helm values that `site.yml -i inventories/single-node` renders."
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.conftest import run_playbook
 from tests.render.single_node_helpers import (
     COMPONENTS,
     NAMESPACE,
@@ -552,3 +556,53 @@ def test_tls_through_cert_manager_issuer(variant: Bundle) -> None:
         ingress = variant.get("Ingress", name, component)
         assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "lab-ca"
         assert ingress["spec"]["tls"] == [{"hosts": [host], "secretName": f"{host}-tls"}]
+
+
+# --- the molecule CPU-only profile -------------------------------------------------------
+
+
+def test_cpu_only_profile_switches_the_gpu_parts_off() -> None:
+    from tests.render.single_node_helpers import cpu_only
+
+    profile = cpu_only()
+    assert "gpu_operator" not in profile.objects and "gpu-operator" not in profile.releases
+    assert "nvidia.com/gpu" not in json.dumps(profile.values["localai"]["resources"])
+    assert profile.values["localai"]["tolerations"] == []
+    assert not profile.values["localai"]["deployment"]["image"]["tag"].endswith("cuda-12")
+    ollama = profile.get("Deployment", "ollama", "ollama")
+    assert ollama["spec"]["template"]["spec"]["tolerations"] == []
+    text = "\n".join(p.read_text() for p in profile.root.rglob("*.yaml"))
+    assert "nvidia.com/gpu" not in text
+    # Same architecture otherwise: services, probes, ConfigMap, ingress hosts.
+    assert (
+        profile.get("ConfigMap", "rag-pipeline-config")["data"]["LLM_MODEL"]
+        == "mistral-7b-instruct"
+    )
+    assert sorted(r["host"] for i in profile.of_kind("Ingress") for r in i["spec"]["rules"]) == [
+        "anythingllm.local",
+        "localai.local",
+    ]
+    # Secrets come from the Vault path in this profile and are still never rendered.
+    assert {s["source"] for s in profile.secrets["qdrant"]} == {"vault"}
+    assert "molecule-qdrant-key" not in text
+
+
+# --- teardown ----------------------------------------------------------------------------
+
+
+def test_teardown_removes_the_stack_but_not_the_platform(bundle: Bundle, tmp_path: Path) -> None:
+    root = tmp_path / "build"
+    shutil.copytree(bundle.root, root / "single-node")
+    proc = run_playbook(
+        "playbooks/teardown.yml",
+        "-i",
+        "inventories/single-node",
+        "-e",
+        "aistack_deploy_mode=render",
+        "-e",
+        f"aistack_build_root={root}",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    left = sorted(p.name for p in (root / "single-node").iterdir())
+    assert left == ["gpu_operator", "ingress_nginx", "longhorn"]
+    assert "PVCs kept" in proc.stdout
