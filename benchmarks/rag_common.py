@@ -76,8 +76,18 @@ def service(env: dict[str, str], timeout: float = 120.0) -> Iterator[str]:
     port = free_port()
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING", **env}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rag_pipeline.cli", "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "rag_pipeline.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env=full_env,
     )
     url = f"http://127.0.0.1:{port}"

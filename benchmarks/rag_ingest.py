@@ -8,7 +8,6 @@ import tempfile
 import time
 
 import httpx
-
 from rag_common import load_cisi, service
 
 ANCHOR = 0.9
@@ -29,24 +28,38 @@ def run() -> dict[str, float]:
     emb.embed(texts[:64])  # warm-up
     t0 = time.perf_counter()
     for start in range(0, len(texts), 10_000):
-        emb.model.encode(texts[start : start + 10_000], batch_size=s.embedding_batch_size,
-                         normalize_embeddings=True)
+        emb.model.encode(
+            texts[start : start + 10_000],
+            batch_size=s.embedding_batch_size,
+            normalize_embeddings=True,
+        )
     raw_s = time.perf_counter() - t0
     del emb
-    with tempfile.TemporaryDirectory(prefix="rag-ingest-") as tmp:
-        with service({"QDRANT_PATH": tmp}) as url, httpx.Client(base_url=url, timeout=600) as c:
-            c.post("/ingest", json={"text": "warm up", "collection": "warm"}).raise_for_status()
-            t0 = time.perf_counter()
-            for start in range(0, len(items), BATCH_DOCS):
-                c.post("/ingest/batch", json={"documents": items[start : start + BATCH_DOCS]}).raise_for_status()
-            svc_s = time.perf_counter() - t0
+    with (
+        tempfile.TemporaryDirectory(prefix="rag-ingest-") as tmp,
+        service({"QDRANT_PATH": tmp}) as url,
+        httpx.Client(base_url=url, timeout=600) as c,
+    ):
+        c.post("/ingest", json={"text": "warm up", "collection": "warm"}).raise_for_status()
+        t0 = time.perf_counter()
+        for start in range(0, len(items), BATCH_DOCS):
+            c.post(
+                "/ingest/batch", json={"documents": items[start : start + BATCH_DOCS]}
+            ).raise_for_status()
+        svc_s = time.perf_counter() - t0
     raw_dps, svc_dps = len(docs) / raw_s, len(docs) / svc_s
     ratio = svc_dps / raw_dps
     print(f"documents={len(docs)} chunks={len(texts)}")
     print(f"raw encode: {raw_dps:.1f} docs/s ({raw_s:.1f} s)")
     print(f"/ingest/batch: {svc_dps:.1f} docs/s ({svc_s:.1f} s)")
     print(f"ratio service/raw = {ratio:.3f} (anchor >= {ANCHOR})")
-    return {"docs": len(docs), "chunks": len(texts), "raw_dps": raw_dps, "svc_dps": svc_dps, "ratio": ratio}
+    return {
+        "docs": len(docs),
+        "chunks": len(texts),
+        "raw_dps": raw_dps,
+        "svc_dps": svc_dps,
+        "ratio": ratio,
+    }
 
 
 if __name__ == "__main__":

@@ -12,11 +12,10 @@ import threading
 import time
 
 import httpx
-
 from rag_common import load_cisi, service
 
 ANCHOR = 1.5
-N_QUERIES = 200
+N_QUERIES = 100
 
 
 def pct(values: list[float], p: float) -> float:
@@ -27,14 +26,16 @@ def pct(values: list[float], p: float) -> float:
 def measure(url: str, queries: list[str], clients: int, strategy: str) -> list[float]:
     lat: list[float] = []
     lock = threading.Lock()
-    it = iter(range(N_QUERIES * max(1, clients // 4)))
+    it = iter(range(N_QUERIES * (2 if clients > 1 else 1)))
 
     def worker() -> None:
         with httpx.Client(base_url=url, timeout=60) as c:
             for n in it:
                 q = queries[n % len(queries)]
                 t0 = time.perf_counter()
-                c.post("/query", json={"query": q, "generate": False, "strategy": strategy}).raise_for_status()
+                c.post(
+                    "/query", json={"query": q, "generate": False, "strategy": strategy}
+                ).raise_for_status()
                 with lock:
                     lat.append((time.perf_counter() - t0) * 1000)
 
@@ -58,7 +59,9 @@ def direct_baseline(path: str, queries: list[str]) -> list[float]:
         q = queries[n % len(queries)]
         t0 = time.perf_counter()
         v = model.encode([q], normalize_embeddings=True)[0]
-        client.query_points("documents", query=v.tolist(), using="dense", limit=10, with_payload=True)
+        client.query_points(
+            "documents", query=v.tolist(), using="dense", limit=10, with_payload=True
+        )
         lat.append((time.perf_counter() - t0) * 1000)
     client.close()
     return lat
@@ -74,20 +77,29 @@ def run() -> dict[str, float]:
             items = [{"text": t, "document_id": i} for i, t in docs.items()]
             with httpx.Client(base_url=url, timeout=600) as c:
                 for s in range(0, len(items), 200):
-                    c.post("/ingest/batch", json={"documents": items[s : s + 200]}).raise_for_status()
+                    c.post(
+                        "/ingest/batch", json={"documents": items[s : s + 200]}
+                    ).raise_for_status()
             for strategy in ("hybrid", "dense"):
                 measure(url, queries[:10], 1, strategy)  # warm-up
                 for clients in (1, 16):
                     lat = measure(url, queries, clients, strategy)
                     out[f"{strategy}_c{clients}_p50"] = statistics.median(lat)
                     out[f"{strategy}_c{clients}_p99"] = pct(lat, 99)
-                    print(f"{strategy:6s} clients={clients:2d} n={len(lat)} p50={statistics.median(lat):.1f} ms p99={pct(lat, 99):.1f} ms", flush=True)
+                    print(
+                        f"{strategy:6s} clients={clients:2d} n={len(lat)}"
+                        f" p50={statistics.median(lat):.1f} ms p99={pct(lat, 99):.1f} ms",
+                        flush=True,
+                    )
         direct = direct_baseline(tmp, queries)  # after the service released the folder lock
     out["direct_p50"] = statistics.median(direct)
     out["ratio_hybrid"] = out["hybrid_c1_p50"] / out["direct_p50"]
     out["ratio_dense"] = out["dense_c1_p50"] / out["direct_p50"]
     print(f"direct embed+search p50={out['direct_p50']:.1f} ms")
-    print(f"ratio p50 service/direct: hybrid {out['ratio_hybrid']:.2f}, dense {out['ratio_dense']:.2f} (anchor <= {ANCHOR})")
+    print(
+        f"ratio p50 service/direct: hybrid {out['ratio_hybrid']:.2f},"
+        f" dense {out['ratio_dense']:.2f} (anchor <= {ANCHOR})"
+    )
     return out
 
 

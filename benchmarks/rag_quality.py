@@ -14,14 +14,19 @@ import sys
 import tempfile
 
 import httpx
-
 from rag_common import load_cisi, ndcg_at, recall_at, service
 
 ANCHOR = 0.44  # required nDCG@10 of the default configuration
-REFERENCES = {"dense MiniLM (reference)": 0.419, "RRF k=60 (reference)": 0.413, "BM25 (reference)": 0.305}
+REFERENCES = {
+    "dense MiniLM (reference)": 0.419,
+    "RRF k=60 (reference)": 0.413,
+    "BM25 (reference)": 0.305,
+}
 
 
-def evaluate(url: str, queries: dict[str, str], rel: dict[str, set[str]], **overrides: str) -> tuple[float, float]:
+def evaluate(
+    url: str, queries: dict[str, str], rel: dict[str, set[str]], **overrides: str
+) -> tuple[float, float]:
     nd, rc = [], []
     with httpx.Client(base_url=url, timeout=120) as client:
         for qid, text in queries.items():
@@ -46,7 +51,9 @@ def run() -> list[dict[str, object]]:
             items = [{"text": t, "document_id": i} for i, t in docs.items()]
             with httpx.Client(base_url=url, timeout=600) as client:
                 for start in range(0, len(items), 200):
-                    client.post("/ingest/batch", json={"documents": items[start : start + 200]}).raise_for_status()
+                    client.post(
+                        "/ingest/batch", json={"documents": items[start : start + 200]}
+                    ).raise_for_status()
             for label, ov in [
                 ("hybrid z-score w=0.65 (DEFAULT)", {}),
                 ("dense", {"strategy": "dense"}),
@@ -56,7 +63,10 @@ def run() -> list[dict[str, object]]:
             ]:
                 n, r = evaluate(url, queries, rel, **ov)
                 rows.append({"config": label, "ndcg10": n, "recall100": r})
-                print(f"{label:45s} nDCG@10={n:.4f} Recall@100={r:.4f} ratio={n / ANCHOR:.3f}", flush=True)
+                print(
+                    f"{label:45s} nDCG@10={n:.4f} Recall@100={r:.4f} ratio={n / ANCHOR:.3f}",
+                    flush=True,
+                )
         for label, env in [
             ("hybrid z-score w=0.5", {"DENSE_WEIGHT": "0.5"}),
             ("hybrid z-score w=0.8", {"DENSE_WEIGHT": "0.8"}),
@@ -66,10 +76,13 @@ def run() -> list[dict[str, object]]:
             with service({**base, **env}) as url:
                 n, r = evaluate(url, queries, rel)
             rows.append({"config": label, "ndcg10": n, "recall100": r})
-            print(f"{label:45s} nDCG@10={n:.4f} Recall@100={r:.4f} ratio={n / ANCHOR:.3f}", flush=True)
+            print(
+                f"{label:45s} nDCG@10={n:.4f} Recall@100={r:.4f} ratio={n / ANCHOR:.3f}", flush=True
+            )
     return rows
 
 
 if __name__ == "__main__":
     result = run()
-    json.dump(result, sys.stdout if "--json" in sys.argv else open("/dev/null", "w"), indent=1)
+    if "--json" in sys.argv:
+        json.dump(result, sys.stdout, indent=1)

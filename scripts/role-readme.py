@@ -69,7 +69,13 @@ def generated_section(role: Path) -> str:
     defaults_file = role / "defaults/main.yml"
     defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.exists() else {}
     parts = [BEGIN]
+    shown: dict[str, Any] = {}
     for entry, body in spec.items():
+        same_as = next((e for e, o in shown.items() if o == body.get("options")), None)
+        shown[entry] = body.get("options")
+        if same_as is not None:
+            parts.append(f"\nEntry point `{entry}` takes the same variables as `{same_as}`.")
+            continue
         heading = "Variables" if entry == "main" else f"Variables of entry point `{entry}`"
         parts.append(f"\n## {heading}\n")
         if body.get("description"):

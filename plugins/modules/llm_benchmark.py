@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -30,7 +30,7 @@ description:
     core. It also runs without Ansible, for example as a Kubernetes Job that writes the reports
     to a persistent volume; see the notes.
 author:
-  - aistack.platform contributors
+  - aistack.platform contributors (@aistack-platform)
 options:
   base_url:
     description:
@@ -166,6 +166,7 @@ attributes:
     description: Checks the endpoint and returns the plan; sends no load.
   diff_mode:
     support: none
+    description: Nothing on the target changes except the report files.
 notes:
   - The module runs on the target host (usually C(localhost)); put it close to the endpoint.
   - Progress is written to the module log (syslog/journal of the target host) and to
@@ -257,8 +258,13 @@ EXAMPLES = r"""
               - name: bench
                 image: python:3.12-slim
                 workingDir: /opt
-                command: [python, -m, llm_benchmark, --config, /config/bench.json,
-                          --report-dir, /results/llm-bench, --output, /results/llm-bench/result.json]
+                command:
+                  - python
+                  - -m
+                  - llm_benchmark
+                  - --config=/config/bench.json
+                  - --report-dir=/results/llm-bench
+                  - --output=/results/llm-bench/result.json
                 volumeMounts:
                   - {name: code, mountPath: /opt/llm_benchmark}
                   - {name: config, mountPath: /config}
@@ -361,6 +367,25 @@ slo:
   returned: when slo is set and not check mode
   type: dict
   sample: {passed: false, violations: ["ttft_p95_ms: 812.4 > 500"]}
+  contains:
+    passed:
+      description: Whether the objectives were met.
+      type: bool
+    violations:
+      description: One message per missed objective.
+      type: list
+      elements: str
+    checked:
+      description: Per objective, C(threshold), measured C(value) and C(passed).
+      type: dict
+    best_phase:
+      description: For C(sweep), the fastest phase meeting every objective (or null).
+      type: str
+      returned: for sweep
+    max_requests_per_second_meeting_slo:
+      description: For C(sweep), the request rate of RV(slo.best_phase).
+      type: float
+      returned: for sweep
 report_json:
   description: Path of the JSON report.
   returned: when report_dir is set and not check mode
@@ -412,8 +437,8 @@ ARGUMENT_SPEC = {
         "options": {"requests": {"type": "int"}, "seconds": {"type": "float"}},
         "mutually_exclusive": [["requests", "seconds"]],
     },
-    "prompt_tokens": {"type": "int"},
-    "output_tokens": {"type": "int"},
+    "prompt_tokens": {"type": "int", "no_log": False},
+    "output_tokens": {"type": "int", "no_log": False},
     "prompt_file": {"type": "path"},
     "extra_body": {"type": "dict"},
     "seed": {"type": "int", "default": 42},
@@ -447,12 +472,8 @@ def main() -> None:
         module.fail_json(msg=f"llm_benchmark could not run: {exc}")
     slo = result.get("slo")
     if slo and not slo["passed"]:
-        result.pop("changed", None)
-        module.fail_json(
-            msg="SLO missed: " + "; ".join(slo["violations"]),
-            changed=bool(result.get("report_json")),
-            **result,
-        )
+        result["changed"] = bool(result.get("report_json"))
+        module.fail_json(msg="SLO missed: " + "; ".join(slo["violations"]), **result)
     module.exit_json(**result)
 
 

@@ -53,11 +53,11 @@ def test_unavailable_component_fails_before_rendering(tmp_path: Path) -> None:
         "-e",
         f"aistack_build_root={tmp_path}",
         "-e",
-        '{"aistack_components": {"kserve": true}}',
+        '{"aistack_components": {"mcp_gateway": true}}',
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "enabled but not available yet: kserve" in out
+    assert "enabled but not available yet: mcp_gateway" in out
     assert list(tmp_path.iterdir()) == []
 
 

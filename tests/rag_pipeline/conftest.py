@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rag_pipeline.embeddings import LocalEmbedder  # noqa: E402
-from rag_pipeline.main import create_app  # noqa: E402
-from rag_pipeline.pipeline import Pipeline  # noqa: E402
-from rag_pipeline.settings import Settings  # noqa: E402
-from rag_pipeline.stores import make_store  # noqa: E402
+from rag_pipeline.embeddings import LocalEmbedder
+from rag_pipeline.main import create_app
+from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.settings import Settings
+from rag_pipeline.stores import make_store
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key"
@@ -107,9 +107,26 @@ def llm_url() -> Iterator[str]:
     exe = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "mock-server", "--host", "127.0.0.1", "--port", str(port), "--model", "mock-llm",
-         "--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "16", "--request-latency", "0.01"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            exe,
+            "mock-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--model",
+            "mock-llm",
+            "--ttft-ms",
+            "5",
+            "--itl-ms",
+            "1",
+            "--output-tokens",
+            "16",
+            "--request-latency",
+            "0.01",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc, 60)
@@ -139,20 +156,43 @@ def infinity_url() -> Iterator[str]:
     from rag_pipeline.embeddings import bundled_model_path
 
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0",
-           "DO_NOT_TRACK": "1"}
-    log = tempfile.NamedTemporaryFile(prefix="infinity-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [str(exe), "v2", "--model-id", bundled_model_path(), "--engine", "torch", "--device", "cpu",
-         "--served-model-name", "minilm", "--url-prefix", "/v1", "--host", "127.0.0.1",
-         "--port", str(port), "--no-model-warmup"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, 180)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(proc)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+        "DO_NOT_TRACK": "1",
+    }
+    log_path = Path(tempfile.mkdtemp(prefix="infinity-")) / "infinity.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(exe),
+                "v2",
+                "--model-id",
+                bundled_model_path(),
+                "--engine",
+                "torch",
+                "--device",
+                "cpu",
+                "--served-model-name",
+                "minilm",
+                "--url-prefix",
+                "/v1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-model-warmup",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", proc, 180)  # log: log_path
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            stop(proc)
 
 
 def pytest_configure(config: pytest.Config) -> None:

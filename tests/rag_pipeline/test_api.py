@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-
 from rag_pipeline.models import DocumentIn, QueryRequest
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.stores.base import ChunkPoint, VectorStore
@@ -20,9 +19,18 @@ def free_port() -> int:
 
 
 DOCS = [
-    {"document_id": "longhorn", "text": "Longhorn provides replicated block storage volumes for Kubernetes clusters."},
-    {"document_id": "gpu", "text": "GPU time-slicing lets several pods share one NVIDIA GPU on a node."},
-    {"document_id": "qdrant", "text": "Qdrant stores dense and sparse vectors and answers similarity search."},
+    {
+        "document_id": "longhorn",
+        "text": "Longhorn provides replicated block storage volumes for Kubernetes clusters.",
+    },
+    {
+        "document_id": "gpu",
+        "text": "GPU time-slicing lets several pods share one NVIDIA GPU on a node.",
+    },
+    {
+        "document_id": "qdrant",
+        "text": "Qdrant stores dense and sparse vectors and answers similarity search.",
+    },
 ]
 
 
@@ -42,8 +50,12 @@ def test_ingest_query_roundtrip(client: TestClient) -> None:
     assert (body["created"], body["chunks_created"], body["documents"]) == (3, 3, 3)
     r = client.post(
         "/query",
-        json={"query": "Which component shares a GPU between pods?", "collection": "kb",
-              "top_k": 3, "top_n": 2},
+        json={
+            "query": "Which component shares a GPU between pods?",
+            "collection": "kb",
+            "top_k": 3,
+            "top_n": 2,
+        },
     )
     assert r.status_code == 200, r.text
     q = r.json()
@@ -52,8 +64,15 @@ def test_ingest_query_roundtrip(client: TestClient) -> None:
     assert set(q["latency_ms"]) >= {"embed", "search", "rerank", "generate", "total"}
     assert q["answer_mode"] == "extractive" and "[1]" in q["answer"]
     for strategy in ("dense", "sparse"):
-        r = client.post("/query", json={"query": "GPU time-slicing", "collection": "kb",
-                                        "strategy": strategy, "generate": False})
+        r = client.post(
+            "/query",
+            json={
+                "query": "GPU time-slicing",
+                "collection": "kb",
+                "strategy": strategy,
+                "generate": False,
+            },
+        )
         assert r.json()["sources"][0]["document_id"] == "gpu"
         assert r.json()["answer"] == ""
     names = {c["name"]: c["chunks"] for c in client.get("/collections").json()["collections"]}
@@ -190,8 +209,21 @@ def test_in_process_api(make_pipeline: Callable[..., Pipeline]) -> None:
     with make_pipeline(embedding_strategy="hybrid") as pipeline:
         assert pipeline.ensure_collection("inproc") is True
         assert pipeline.ensure_collection("inproc") is False
-        res = pipeline.ingest_batch([DocumentIn(text=d["text"], document_id=d["document_id"]) for d in DOCS], "inproc")
+        res = pipeline.ingest_batch(
+            [DocumentIn(text=d["text"], document_id=d["document_id"]) for d in DOCS], "inproc"
+        )
         assert res.created == 3
-        assert [d.document_id for d in pipeline.list_documents("inproc")] == ["gpu", "longhorn", "qdrant"]
+        assert [d.document_id for d in pipeline.list_documents("inproc")] == [
+            "gpu",
+            "longhorn",
+            "qdrant",
+        ]
         assert pipeline.delete_document("gpu", "inproc") == 1
         assert pipeline.delete_document("gpu", "inproc") == 0
+
+
+def test_path_like_document_ids(client: TestClient) -> None:
+    r = client.post("/ingest", json={"text": "intro guide", "document_id": "guides/intro.md"})
+    assert r.json()["document_id"] == "guides/intro.md"
+    d = client.delete("/documents/guides/intro.md")
+    assert d.status_code == 200 and d.json()["deleted_chunks"] == 1

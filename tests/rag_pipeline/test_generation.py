@@ -17,7 +17,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_generated_answer_with_sources(make_client: Callable[..., TestClient], llm_url: str) -> None:
+def test_generated_answer_with_sources(
+    make_client: Callable[..., TestClient], llm_url: str
+) -> None:
     client = make_client(llm_url=llm_url, llm_model="mock-llm")
     client.post("/ingest", json=DOC).raise_for_status()
     r = client.post("/query", json={"query": "How do pods share a GPU?"})

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
 from rag_pipeline.embeddings import LocalEmbedder, OpenAIEmbedder
 
 
@@ -23,8 +22,9 @@ def test_openai_embedder_matches_local(infinity_url: str, embedder: LocalEmbedde
 
 
 @pytest.mark.slow
-def test_service_with_openai_backend(infinity_url: str, embedder: LocalEmbedder,
-                                     make_client: Callable[..., TestClient]) -> None:
+def test_service_with_openai_backend(
+    infinity_url: str, embedder: LocalEmbedder, make_client: Callable[..., TestClient]
+) -> None:
     from rag_pipeline.main import create_app
     from rag_pipeline.pipeline import Pipeline
     from rag_pipeline.settings import Settings
@@ -33,7 +33,11 @@ def test_service_with_openai_backend(infinity_url: str, embedder: LocalEmbedder,
     s = Settings(embedding_backend="openai", embedding_url=infinity_url, embedding_model="minilm")
     with TestClient(create_app(pipeline=Pipeline(s, make_store(s)))) as client:
         assert client.get("/ready").status_code == 200
-        client.post("/ingest", json={"document_id": "lh", "text": "Longhorn replicates block volumes."}).raise_for_status()
-        client.post("/ingest", json={"document_id": "gpu", "text": "GPU time-slicing shares a GPU."}).raise_for_status()
+        client.post(
+            "/ingest", json={"document_id": "lh", "text": "Longhorn replicates block volumes."}
+        ).raise_for_status()
+        client.post(
+            "/ingest", json={"document_id": "gpu", "text": "GPU time-slicing shares a GPU."}
+        ).raise_for_status()
         r = client.post("/query", json={"query": "storage replication", "generate": False})
         assert r.json()["sources"][0]["document_id"] == "lh"

@@ -10,14 +10,21 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 import uvicorn
-
 from rag_pipeline.main import create_app
 from rag_pipeline.pipeline import Pipeline
 
 CLIENTS = 32
 REQUESTS = 2000
-TOPICS = ["gpu time slicing", "longhorn replicas", "qdrant collections", "rag citations",
-          "benchmark latency", "ingress routing", "helm release", "vector search"]
+TOPICS = [
+    "gpu time slicing",
+    "longhorn replicas",
+    "qdrant collections",
+    "rag citations",
+    "benchmark latency",
+    "ingress routing",
+    "helm release",
+    "vector search",
+]
 
 
 @pytest.fixture
@@ -41,9 +48,13 @@ def server_url(make_pipeline: Callable[..., Pipeline]) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_concurrent_mixed_load(server_url: str) -> None:
-    seed = [{"document_id": f"seed-{i}", "text": f"{t} notes number {i}: {t} in the aistack platform."}
-            for i, t in enumerate(TOPICS)]
-    httpx.post(f"{server_url}/ingest/batch", json={"documents": seed}, timeout=60).raise_for_status()
+    seed = [
+        {"document_id": f"seed-{i}", "text": f"{t} notes number {i}: {t} in the aistack platform."}
+        for i, t in enumerate(TOPICS)
+    ]
+    httpx.post(
+        f"{server_url}/ingest/batch", json={"documents": seed}, timeout=60
+    ).raise_for_status()
     statuses: list[int] = []
     errors: list[str] = []
 
@@ -52,8 +63,10 @@ def test_concurrent_mixed_load(server_url: str) -> None:
             topic = TOPICS[n % len(TOPICS)]
             try:
                 if n % 5 == 0:  # one request in five ingests (some new, some unchanged)
-                    r = await client.post("/ingest", json={
-                        "document_id": f"doc-{n % 50}", "text": f"{topic} update {n % 100}"})
+                    r = await client.post(
+                        "/ingest",
+                        json={"document_id": f"doc-{n % 50}", "text": f"{topic} update {n % 100}"},
+                    )
                 else:
                     r = await client.post("/query", json={"query": topic, "top_k": 5, "top_n": 3})
                 statuses.append(r.status_code)

@@ -8,9 +8,15 @@ from rag_pipeline.models import DocumentIn, QueryRequest
 from rag_pipeline.pipeline import Pipeline
 
 DOCS = [
-    DocumentIn(document_id="longhorn", text="Longhorn provides replicated block storage for Kubernetes.", metadata={"t": "storage"}),
+    DocumentIn(
+        document_id="longhorn",
+        text="Longhorn provides replicated block storage for Kubernetes.",
+        metadata={"t": "storage"},
+    ),
     DocumentIn(document_id="gpu", text="GPU time-slicing lets several pods share one NVIDIA GPU."),
-    DocumentIn(document_id="qdrant", text="Qdrant stores dense and sparse vectors for similarity search."),
+    DocumentIn(
+        document_id="qdrant", text="Qdrant stores dense and sparse vectors for similarity search."
+    ),
 ]
 
 
@@ -22,8 +28,11 @@ def test_pgvector_pipeline(make_pipeline: Callable[..., Pipeline], pg_dsn: str) 
     assert res.created == 3
     assert pipeline.ingest_batch(DOCS, "pgkb").unchanged == 3
     for strategy in ("dense", "sparse", "hybrid"):
-        out = pipeline.query(QueryRequest(query="block storage volumes", collection="pgkb",
-                                          strategy=strategy, generate=False))
+        out = pipeline.query(
+            QueryRequest(
+                query="block storage volumes", collection="pgkb", strategy=strategy, generate=False
+            )
+        )
         assert out.sources[0].document_id == "longhorn", strategy
         assert out.sources[0].metadata == {"t": "storage"}
     changed = DocumentIn(document_id="gpu", text=" ".join(["gpu sharing"] * 600))
@@ -43,8 +52,14 @@ def test_pgvector_bm25_matches_qdrant(make_pipeline: Callable[..., Pipeline], pg
     qd = make_pipeline()
     pg.ingest_batch(docs, "bm25cmp")
     qd.ingest_batch(docs, "bm25cmp")
-    req = QueryRequest(query="gamma delta3", collection="bm25cmp", strategy="sparse", top_k=7,
-                       top_n=7, generate=False)
+    req = QueryRequest(
+        query="gamma delta3",
+        collection="bm25cmp",
+        strategy="sparse",
+        top_k=7,
+        top_n=7,
+        generate=False,
+    )
     a = [(s.document_id, round(s.score, 3)) for s in pg.query(req).sources]
     b = [(s.document_id, round(s.score, 3)) for s in qd.query(req).sources]
     assert a == b
@@ -52,7 +67,6 @@ def test_pgvector_bm25_matches_qdrant(make_pipeline: Callable[..., Pipeline], pg
 
 def test_pgvector_down(make_pipeline: Callable[..., Pipeline]) -> None:
     import pytest
-
     from rag_pipeline.stores import StoreUnavailableError
 
     pipeline = make_pipeline(vector_store="pgvector", pgvector_dsn="postgresql://u@127.0.0.1:1/db")

@@ -7,11 +7,26 @@ by the deploy mechanism; these tests check the facts that make the stack work to
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from tests.conftest import REPO
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
+
+ROLES = [
+    "cloudnative_pg",
+    "kube_prometheus_stack",
+    "opentelemetry_collector",
+    "mlflow",
+    "kserve",
+    "llm_d",
+    "llama_stack",
+]
 
 
 @pytest.fixture(scope="session")
@@ -175,61 +190,269 @@ def test_mlflow_backend_from_existing_secret(lab: Path) -> None:
 
 
 def test_no_plain_password_anywhere(lab: Path) -> None:
+    """No Secret objects, and every password-like field is empty or an env reference."""
     for component in lab.iterdir():
         b = Bundle(component)
         assert "Secret" not in b.kinds(), component.name
         for line in b.text().splitlines():
-            key, _, value = line.strip().partition(":")
-            if "password" in key.lower() and not key.lower().endswith(("key", "secret")):
-                assert value.strip() in ("", "''", '""'), f"{component.name}: {line}"
+            key, _, value = line.strip().lstrip("- ").partition(":")
+            key, value = key.lower(), value.strip()
+            if "password" in key and not key.endswith(("key", "secret")):
+                env_ref = value.startswith("${env.") and value.endswith("}")
+                assert value in ("", "''", '""') or env_ref, f"{component.name}: {line}"
+
+
+# -- kserve -----------------------------------------------------------------------------
+
+
+def test_kserve_charts_and_standard_mode(lab: Path) -> None:
+    kserve = bundle(lab, "kserve")
+    crd, resources = kserve.release("kserve-crd"), kserve.release("kserve")
+    assert crd["chart"] == "oci://ghcr.io/kserve/charts/kserve-crd"
+    assert resources["chart"] == "oci://ghcr.io/kserve/charts/kserve-resources"
+    assert crd["version"] == resources["version"] == "v0.20.0"
+    controller = kserve.values("kserve")["kserve"]["controller"]
+    assert controller["deploymentMode"] == "Standard"
+    assert controller["image"] == "docker.io/kserve/kserve-controller"
+
+
+def test_kserve_vllm_runtime(lab: Path) -> None:
+    runtime = bundle(lab, "kserve").get("ServingRuntime", "vllm-runtime")["spec"]
+    assert runtime["supportedModelFormats"][0]["name"] == "vLLM"
+    (container,) = runtime["containers"]
+    assert container["image"] == "docker.io/vllm/vllm-openai:v0.11.0"
+    args = container["args"]
+    assert "--model=Qwen/Qwen2.5-7B-Instruct" in args
+    assert "--served-model-name=qwen2.5-7b-instruct" in args
+    assert "--port=8000" in args and "--tensor-parallel-size=1" in args
+    assert container["ports"][0]["containerPort"] == 8000
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
+
+
+def test_kserve_inference_service_gpu_and_hf_token(lab: Path) -> None:
+    kserve = bundle(lab, "kserve")
+    isvc = kserve.get("InferenceService", "llm")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["labels"]["llm-d.ai/inference-serving"] == "true"
+    model = predictor["model"]
+    assert model["modelFormat"]["name"] == "vLLM" and model["runtime"] == "vllm-runtime"
+    assert model["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert model["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    hf = env_by_name(model)["HF_TOKEN"]
+    assert hf == {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}},
+    }
+    assert {
+        "name": "hf-token",
+        "namespace": "ai-stack",
+        "keys": ["token"],
+        "source": "existing",
+    } in kserve.required_secrets()
+    assert predictor["tolerations"][0]["key"] == "nvidia.com/gpu"
+    monitor = kserve.get("PodMonitor", "llm-vllm")["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= predictor["labels"].items()
+
+
+# -- llm_d ------------------------------------------------------------------------------
+
+
+def test_llm_d_inference_pool(lab: Path) -> None:
+    llmd = bundle(lab, "llm_d")
+    pool = llmd.get("InferencePool", "vllm-pool")
+    assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    spec = pool["spec"]
+    isvc = bundle(lab, "kserve").get("InferenceService", "llm")["spec"]["predictor"]
+    # The pool selects exactly the labels the vLLM pods carry, on the vLLM port.
+    assert spec["selector"]["matchLabels"] == {"llm-d.ai/inference-serving": "true"}
+    assert spec["selector"]["matchLabels"].items() <= isvc["labels"].items()
+    assert spec["targetPorts"] == [{"number": 8000}]
+    assert spec["endpointPickerRef"] == {
+        "name": "vllm-pool-epp",
+        "port": {"number": 9002},
+        "failureMode": "FailClose",
+    }
+
+
+def test_llm_d_endpoint_picker(lab: Path) -> None:
+    llmd = bundle(lab, "llm_d")
+    deployment = llmd.get("Deployment", "vllm-pool-epp")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--pool-name") + 1] == "vllm-pool"
+    assert args[args.index("--pool-namespace") + 1] == "ai-stack"
+    assert args[args.index("--grpc-port") + 1] == "9002"
+    service = llmd.get("Service", "vllm-pool-epp")["spec"]
+    grpc = next(p for p in service["ports"] if p["name"] == "grpc-ext-proc")
+    assert (grpc["port"], grpc["appProtocol"]) == (9002, "http2")
+    assert service["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    config = yaml.safe_load(llmd.get("ConfigMap", "vllm-pool-epp")["data"]["default-plugins.yaml"])
+    assert config["kind"] == "EndpointPickerConfig"
+    assert {p["type"] for p in config["plugins"]} >= {"prefix-cache-scorer", "queue-scorer"}
+    rules = llmd.get("Role", "vllm-pool-epp")["rules"]
+    assert any("inferencepools" in r["resources"] for r in rules)
+    assert any("pods" in r["resources"] for r in rules)
+
+
+def test_llm_d_gateway_and_route(lab: Path) -> None:
+    llmd = bundle(lab, "llm_d")
+    gateway = llmd.get("Gateway", "llm-d-gateway")["spec"]
+    assert gateway["gatewayClassName"] == "istio"
+    route = llmd.get("HTTPRoute", "vllm-pool")["spec"]
+    assert route["parentRefs"][0]["name"] == "llm-d-gateway"
+    assert route["rules"][0]["backendRefs"] == [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "vllm-pool"}
+    ]
+    assert llmd.get("DestinationRule", "vllm-pool-epp")["spec"]["host"] == (
+        "vllm-pool-epp.ai-stack.svc.cluster.local"
+    )
+
+
+# -- llama_stack ------------------------------------------------------------------------
+
+
+def test_llama_stack_distribution_wiring(lab: Path) -> None:
+    stack = bundle(lab, "llama_stack")
+    lsd = stack.get("LlamaStackDistribution", "llama-stack")["spec"]["server"]
+    assert lsd["containerSpec"]["port"] == 8321
+    env = env_by_name(lsd["containerSpec"])
+    assert env["VLLM_URL"]["value"] == "http://llm-d-gateway-istio.ai-stack.svc.cluster.local/v1"
+    assert env["INFERENCE_MODEL"]["value"] == "qwen2.5-7b-instruct"
+    assert env["PGVECTOR_HOST"]["value"] == "aistack-pg-rw.ai-stack.svc.cluster.local"
+    assert env["PGVECTOR_DB"]["value"] == "app"
+    for name, key in (("PGVECTOR_USER", "username"), ("PGVECTOR_PASSWORD", "password")):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "aistack-pg-app", "key": key}
+    assert lsd["userConfig"]["configMapName"] == "llama-stack-run-config"
+
+
+def test_llama_stack_run_config_providers(lab: Path) -> None:
+    stack = bundle(lab, "llama_stack")
+    run = yaml.safe_load(stack.get("ConfigMap", "llama-stack-run-config")["data"]["run.yaml"])
+    providers: dict[str, list[dict[str, Any]]] = run["providers"]
+    types = {api: {p["provider_type"] for p in entries} for api, entries in providers.items()}
+    assert "remote::vllm" in types["inference"]
+    assert types["vector_io"] == {"remote::pgvector"}
+    assert "remote::model-context-protocol" in types["tool_runtime"]
+    pgvector = providers["vector_io"][0]["config"]
+    assert pgvector["password"] == "${env.PGVECTOR_PASSWORD}"
+    vllm = providers["inference"][0]["config"]
+    assert vllm["url"] == "${env.VLLM_URL}"
+    assert run["server"]["port"] == 8321
+
+
+# -- role contract ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_contract(role: str) -> None:
+    base = REPO / "roles" / role
+    defaults = yaml.safe_load((base / "defaults/main.yml").read_text())
+    specs = yaml.safe_load((base / "meta/argument_specs.yml").read_text())["argument_specs"]
+    assert specs["validate"] == specs["main"]
+    options = specs["main"]["options"]
+    assert set(defaults) == set(options), set(defaults) ^ set(options)
+    for name, option in options.items():
+        assert option.get("description") and option.get("type"), name
+        value = defaults[name]
+        if not (isinstance(value, str) and "{{" in value):
+            assert option.get("default") == value, name
+    tasks = yaml.safe_load((base / "tasks/main.yml").read_text())
+    assert tasks[0]["ansible.builtin.import_tasks"] == "validate.yml"
+    (deploy,) = [t for t in tasks if "ansible.builtin.include_role" in t]
+    assert deploy["ansible.builtin.include_role"]["name"] == "aistack.platform.deploy"
+    assert deploy["vars"]["deploy_component"] == role
+    galaxy = yaml.safe_load((base / "meta/main.yml").read_text())["galaxy_info"]
+    assert galaxy["license"] and galaxy["description"] and galaxy["min_ansible_version"]
+
+
+def test_readmes_match_the_argument_specs() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts/role-readme.py"),
+            "--check",
+            *(str(REPO / "roles" / r) for r in ROLES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- invalid settings fail before anything is rendered -----------------------------------
 
+# One run per role: a role's validation reports every invalid setting at once.
+INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
+    "cloudnative_pg": (
+        "data",
+        "cloudnative_pg",
+        {
+            "cloudnative_pg_instances": 0,
+            "cloudnative_pg_storage_size": "20GB",
+            "cloudnative_pg_postgres_image_tag": "16.4-minimal-trixie",
+        },
+        [
+            "cloudnative_pg_instances must be >= 1, got 0",
+            'cloudnative_pg_storage_size must be a positive size such as 20Gi, got "20GB"',
+            "cloudnative_pg_postgres_image_tag must be a PostgreSQL 17 tag",
+            "cloudnative_pg_postgres_image_tag must be a standard image",
+        ],
+    ),
+    "mlflow": (
+        "data",
+        "mlflow",
+        {"mlflow_artifacts_storage_size": "big", "mlflow_replicas": 2},
+        ["mlflow_artifacts_storage_size must be a positive size", "mlflow_replicas must be 1"],
+    ),
+    "kube_prometheus_stack": (
+        "observability",
+        "kube_prometheus_stack",
+        {"kube_prometheus_stack_prometheus_storage_size": "-5Gi"},
+        ["kube_prometheus_stack_prometheus_storage_size must be a positive size"],
+    ),
+    "opentelemetry_collector": (
+        "observability",
+        "opentelemetry_collector",
+        {"opentelemetry_collector_otlp_http_port": 4317},
+        ["opentelemetry_collector_otlp_grpc_port, opentelemetry_collector_otlp_http_port"],
+    ),
+    "kserve": (
+        "inference",
+        "kserve",
+        {"kserve_gpu_count": 0, "kserve_model_id": "llama", "kserve_gpu_memory_utilization": 1.5},
+        [
+            "kserve_gpu_count must be >= 1, got 0",
+            "kserve_model_id must be a Hugging Face id",
+            "kserve_gpu_memory_utilization must be in (0, 1]",
+        ],
+    ),
+    "llm_d": (
+        "inference",
+        "llm_d",
+        {"llm_d_model_server_labels": {}},
+        ["llm_d_model_server_labels must not be empty"],
+    ),
+    "llama_stack": (
+        "inference",
+        "llama_stack",
+        {"llama_stack_inference_url": "llm-d-gateway:80"},
+        ["llama_stack_inference_url must be an http(s) OpenAI base URL"],
+    ),
+}
 
-@pytest.mark.parametrize(
-    ("setting", "variable"),
-    [
-        ('{"cloudnative_pg_instances": 0}', "cloudnative_pg_instances"),
-        ('{"cloudnative_pg_storage_size": "20GB"}', "cloudnative_pg_storage_size"),
-        (
-            '{"cloudnative_pg_postgres_image_tag": "17.6-minimal-trixie"}',
-            "cloudnative_pg_postgres_image_tag",
-        ),
-        ('{"mlflow_artifacts_storage_size": "big"}', "mlflow_artifacts_storage_size"),
-    ],
-)
-def test_invalid_data_settings_fail_early(tmp_path: Path, setting: str, variable: str) -> None:
-    with pytest.raises(RenderError) as failure:
-        render(tmp_path, setting, playbooks=("playbooks/preflight.yml", "playbooks/data.yml"))
-    assert variable in str(failure.value)
-    assert not (tmp_path / "catalyst-lab" / variable.split("_")[0]).exists()
-    assert not (tmp_path / "catalyst-lab" / "mlflow").exists()
 
-
-@pytest.mark.parametrize(
-    ("setting", "variable"),
-    [
-        (
-            '{"kube_prometheus_stack_prometheus_storage_size": "-5Gi"}',
-            "kube_prometheus_stack_prometheus_storage_size",
-        ),
-        (
-            '{"opentelemetry_collector_otlp_http_port": 4317}',
-            "opentelemetry_collector_otlp_http_port",
-        ),
-    ],
-)
-def test_invalid_observability_settings_fail_early(
-    tmp_path: Path, setting: str, variable: str
+@pytest.mark.parametrize("case", INVALID.values(), ids=INVALID.keys())
+def test_invalid_settings_fail_before_rendering(
+    tmp_path: Path, case: tuple[str, str, dict[str, Any], list[str]]
 ) -> None:
+    layer, component, settings, messages = case
     with pytest.raises(RenderError) as failure:
-        render(
-            tmp_path, setting, playbooks=("playbooks/preflight.yml", "playbooks/observability.yml")
-        )
-    assert variable in str(failure.value)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_bundle_env_helper() -> None:
-    assert env_by_name({"env": [{"name": "A", "value": "1"}]}) == {"A": {"name": "A", "value": "1"}}
+        render(tmp_path, json.dumps(settings))
+    for message in messages:
+        assert message in str(failure.value)
+    # Preflight validates every enabled component first: not even the platform is rendered.
+    assert list(tmp_path.iterdir()) == [], f"{component} ({layer} layer)"

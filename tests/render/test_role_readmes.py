@@ -67,12 +67,15 @@ def test_component_role_contract(role: str) -> None:
 
 def test_preflight_validates_every_component_role() -> None:
     plays = yaml.safe_load((REPO / "playbooks/preflight.yml").read_text())
-    listed = [
-        p["vars"]["aistack_validated_components"]
-        for p in plays
-        if "aistack_validated_components" in p.get("vars", {})
+    includes = [
+        task["ansible.builtin.include_role"]
+        for play in plays
+        for task in play.get("tasks", [])
+        if "ansible.builtin.include_role" in task
     ]
-    assert listed and sorted(listed[0]) == sorted(ROLES)
+    assert any(i.get("tasks_from") == "validate" for i in includes)
+    for role in ROLES:
+        assert (REPO / "roles" / role / "tasks/validate.yml").is_file(), role
 
 
 def test_readmes_are_generated_from_the_argument_specs() -> None:

@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """llm_benchmark engine: load-tests OpenAI-compatible endpoints (stdlib only).
 
 Used by the ``aistack.platform.llm_benchmark`` module and runnable on its own::

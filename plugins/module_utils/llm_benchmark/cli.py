@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Standalone entry point (no Ansible needed), e.g. in a Kubernetes Job writing to a PVC.
 
     python -m llm_benchmark --config /config/bench.yaml --report-dir /results/run-1
@@ -20,7 +20,7 @@ from typing import Any
 from .config import BenchmarkConfig, ConfigError
 from .runner import BenchmarkError, run_benchmark
 
-__all__ = ["load_config", "main"]
+__all__ = ["load_config", "main", "run"]
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -38,8 +38,15 @@ def load_config(path: str) -> dict[str, Any]:
     return data
 
 
+def _err(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="llm_benchmark", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="llm_benchmark", description="Load-test an OpenAI-compatible endpoint."
+    )
     ap.add_argument("--config", "-c", help="JSON/YAML file with the module's options")
     ap.add_argument("--base-url", help="override base_url")
     ap.add_argument("--model", help="override model")
@@ -69,18 +76,23 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 opts[key] = raw
         cfg = BenchmarkConfig.from_dict(opts)
-        log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+        log = None if args.quiet else _err
         result = run_benchmark(cfg, log=log, check_mode=args.check)
     except (ConfigError, BenchmarkError, OSError, ValueError) as exc:
-        print(f"llm_benchmark: error: {exc}", file=sys.stderr)
+        _err(f"llm_benchmark: error: {exc}")
         return 1
     text = json.dumps(result, indent=1, default=str)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
     else:
-        print(text)
+        sys.stdout.write(text + "\n")
     slo = result.get("slo")
     if slo and not slo["passed"]:
-        print("llm_benchmark: SLO missed: " + "; ".join(slo["violations"]), file=sys.stderr)
+        _err("llm_benchmark: SLO missed: " + "; ".join(slo["violations"]))
         return 2
     return 0
+
+
+def run() -> None:
+    """Console entry point: exit with :func:`main`'s status."""
+    raise SystemExit(main())

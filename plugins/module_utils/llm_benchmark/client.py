@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Lean asyncio HTTP/1.1 client for OpenAI-compatible streaming endpoints.
 
 One :class:`_Conn` protocol object per keep-alive connection parses the status line, the
@@ -12,10 +12,9 @@ drive hundreds of streams per second while the server under test shares the mach
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -98,21 +97,30 @@ def fetch_json(
     ssl_context: ssl.SSLContext | None,
 ) -> Any:
     """Blocking GET of a JSON document (used for /v1/models before any load is sent)."""
-    req = urllib.request.Request(target.url(path), headers={"Accept": "application/json"})
+    url = target.url(path)
+    if target.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            target.host, target.port, timeout=timeout, context=ssl_context
+        )
+    else:
+        conn = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+    headers = {"Accept": "application/json", "User-Agent": "aistack-llm-benchmark/1"}
     if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+        headers["Authorization"] = f"Bearer {api_key}"
     try:
-        ctx = ssl_context if target.scheme == "https" else None
-        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        body = exc.read()[:300].decode("utf-8", "replace")
-        raise EndpointError(f"GET {target.url(path)} returned HTTP {exc.code}: {body}") from exc
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise EndpointError(f"cannot reach {target.url(path)}: {reason}") from exc
+        conn.request("GET", target.prefix + path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise EndpointError(f"cannot reach {url}: {exc}") from exc
+    finally:
+        conn.close()
+    if resp.status >= 400:
+        raise EndpointError(f"GET {url} returned HTTP {resp.status}: {_error_text(body)}")
+    try:
+        return json.loads(body or b"null")
     except ValueError as exc:
-        raise EndpointError(f"GET {target.url(path)} did not return JSON: {exc}") from exc
+        raise EndpointError(f"GET {url} did not return JSON: {exc}") from exc
 
 
 class _Conn(asyncio.Protocol):
@@ -204,8 +212,7 @@ class _Conn(asyncio.Protocol):
         self.state = _HEAD
         self.waiter = waiter
         self.timer = self.pool.loop.call_later(timeout, self._on_timeout, timeout)
-        assert self.transport is not None
-        self.transport.write(payload)
+        self.transport.write(payload)  # type: ignore[union-attr]  # set by connection_made
 
     def _on_timeout(self, timeout: float) -> None:
         self.timer = None
@@ -356,7 +363,7 @@ class _Conn(asyncio.Protocol):
         length = -1
         chunked = False
         for line in lines[1:]:
-            name, _, value = line.partition(b":")
+            name, _sep, value = line.partition(b":")
             name = name.strip().lower()
             if name == b"content-length":
                 length = int(value.strip())
@@ -508,7 +515,7 @@ class Pool:
 
     async def _connect(self) -> _Conn:
         factory: Callable[[], _Conn] = lambda: _Conn(self)  # noqa: E731
-        _, conn = await asyncio.wait_for(
+        _transport, conn = await asyncio.wait_for(
             self.loop.create_connection(
                 factory,
                 self.target.host,

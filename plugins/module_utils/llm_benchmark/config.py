@@ -1,9 +1,10 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark configuration: one validator for the Ansible module and the standalone CLI."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -192,7 +193,7 @@ def _num(v: Any, name: str, positive: bool = False) -> float | None:
         x = float(v)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a number, got {v!r}") from None
-    if x != x or x < 0 or (positive and x == 0):
+    if math.isnan(x) or x < 0 or (positive and x == 0):
         raise ConfigError(f"{name} must be {'> 0' if positive else '>= 0'}, got {v!r}")
     return x
 

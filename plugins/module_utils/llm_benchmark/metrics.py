@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Per-request records and the aggregate metrics (guidellm's definitions).
 
 - TTFT: first content event - request start.

@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Load profiles and the phase scheduler.
 
 - ``synchronous``: one request at a time.
@@ -84,7 +84,7 @@ async def run_phase(
     """Run one phase; returns the records and the measured window (t0, t_end)."""
     rec = Records()
     st = _State()
-    inflight: dict[asyncio.Task[None], tuple[float, float, int]] = {}
+    inflight: dict[asyncio.Task[Any] | None, tuple[float, float, int]] = {}
     max_requests = phase.max_requests
     t0 = perf_counter()
     deadline = t0 + phase.max_seconds if phase.max_seconds else math.inf
@@ -122,6 +122,7 @@ async def run_phase(
         async def worker() -> None:
             req = pool.request
             add = rec.add
+            me = asyncio.current_task()
             while True:
                 now = perf_counter()
                 if limit_reached(now):
@@ -130,15 +131,13 @@ async def run_phase(
                 st.issued += 1
                 payload = source.payload(idx)
                 start = perf_counter()
-                task = asyncio.current_task()
-                assert task is not None
-                inflight[task] = (start, start, est_tokens)
+                inflight[me] = (start, start, est_tokens)
                 res = await req(payload)
                 add(start, start, res, est_tokens)
                 if res[4] >= st.next_progress:
                     report(res[4])
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        tasks = [asyncio.ensure_future(worker()) for _worker in range(workers)]
         for t in tasks:
             inflight.setdefault(t, (t0, t0, est_tokens))
         await _wait_bounded(tasks, deadline, drain_timeout, st)
@@ -154,15 +153,11 @@ async def run_phase(
             if cap is not None:
                 async with cap:
                     start = perf_counter()
-                    task = asyncio.current_task()
-                    assert task is not None
-                    inflight[task] = (sched, start, est_tokens)
+                    inflight[asyncio.current_task()] = (sched, start, est_tokens)
                     res = await pool.request(payload)
             else:
                 start = perf_counter()
-                task = asyncio.current_task()
-                assert task is not None
-                inflight[task] = (sched, start, est_tokens)
+                inflight[asyncio.current_task()] = (sched, start, est_tokens)
                 res = await pool.request(payload)
             rec.add(sched, start, res, est_tokens)
             if res[4] >= st.next_progress:
@@ -219,7 +214,7 @@ async def _wait_bounded(
         return
     remaining = deadline - perf_counter()
     if remaining > 0:
-        _, pending = await asyncio.wait(pending, timeout=remaining)
+        _done, pending = await asyncio.wait(pending, timeout=remaining)
     st.stop = True
     if pending:
         await asyncio.wait(pending, timeout=max(drain_timeout, 0.0))
@@ -227,7 +222,7 @@ async def _wait_bounded(
 
 def _cancel_rest(
     tasks: list[asyncio.Task[None]],
-    inflight: dict[asyncio.Task[None], tuple[float, float, int]],
+    inflight: dict[asyncio.Task[Any] | None, tuple[float, float, int]],
     rec: Records,
     st: _State,
 ) -> None:

@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Request bodies: seeded synthetic prompts or a prompt dataset file (JSONL / text)."""
 
 from __future__ import annotations

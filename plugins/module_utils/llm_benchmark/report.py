@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reports: ``llm_benchmark.json`` and a self-contained ``llm_benchmark.html`` (inline SVG)."""
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def _atomic_write(path: Path, text: str) -> None:
 def write_reports(
     cfg: BenchmarkConfig, result: dict[str, Any], phases: list[dict[str, Any]]
 ) -> dict[str, str]:
-    assert cfg.report_dir
+    if not cfg.report_dir:
+        raise ValueError("report_dir is not set")
     out = Path(cfg.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = {

@@ -1,5 +1,5 @@
 # Copyright: aistack.platform contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark orchestration: resolve the model, plan the phases, run them, judge the SLO."""
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ async def _run_all(
             phase = queue.pop(0)
             warm = _warmup_phase(cfg, phase)
             if warm is not None:
-                rec, _, _ = await run_phase(
+                rec, _t0, _t1 = await run_phase(
                     pool, source, warm, index, cfg.drain_timeout, cfg.seed, progress
                 )
                 index += len(rec)

@@ -19,8 +19,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.workers > 1:
         uvicorn.run(
-            "rag_pipeline.main:create_app", factory=True, host=args.host, port=args.port,
-            workers=args.workers, log_level=args.log_level,
+            "rag_pipeline.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
         )
     else:
         from rag_pipeline.main import create_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class LocalEmbedder(Embedder):
     """sentence-transformers in process (default: the bundled all-MiniLM-L6-v2)."""
 
     name = "local"
-    _cache: dict[str, object] = {}
+    _cache: ClassVar[dict[str, Any]] = {}
     _cache_lock = threading.Lock()
 
     def __init__(self, model_path: str | None = None, batch_size: int = 64) -> None:

@@ -24,7 +24,9 @@ class GenerationError(RuntimeError):
     pass
 
 
-def build_messages(question: str, sources: list[Source], system_prompt: str) -> list[dict[str, str]]:
+def build_messages(
+    question: str, sources: list[Source], system_prompt: str
+) -> list[dict[str, str]]:
     context = "\n\n".join(f"[{i}] {s.text}" for i, s in enumerate(sources, 1))
     return [
         {"role": "system", "content": system_prompt},

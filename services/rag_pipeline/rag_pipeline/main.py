@@ -88,7 +88,8 @@ def create_app(
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_bytes:
             return _error(
-                413, f"request body has {length} bytes; the limit is {max_bytes} (MAX_REQUEST_BYTES)"
+                413,
+                f"request body has {length} bytes; the limit is {max_bytes} (MAX_REQUEST_BYTES)",
             )
         t0 = time.perf_counter()
         status = 500

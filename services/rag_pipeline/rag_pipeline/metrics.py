@@ -11,24 +11,32 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "rag_http_requests_total", "HTTP requests", ["method", "route", "status"],
+            "rag_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.request_latency = Histogram(
-            "rag_http_request_duration_seconds", "HTTP request latency", ["route"],
-            buckets=_BUCKETS, registry=self.registry,
-        )
-        self.stage_latency = Histogram(
-            "rag_stage_duration_seconds", "Pipeline stage latency", ["operation", "stage"],
-            buckets=_BUCKETS, registry=self.registry,
-        )
-        self.documents = Counter(
-            "rag_ingested_documents_total", "Documents ingested", ["status"],
+            "rag_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=_BUCKETS,
             registry=self.registry,
         )
-        self.chunks = Counter(
-            "rag_ingested_chunks_total", "Chunks written", registry=self.registry
+        self.stage_latency = Histogram(
+            "rag_stage_duration_seconds",
+            "Pipeline stage latency",
+            ["operation", "stage"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
+        self.documents = Counter(
+            "rag_ingested_documents_total",
+            "Documents ingested",
+            ["status"],
+            registry=self.registry,
+        )
+        self.chunks = Counter("rag_ingested_chunks_total", "Chunks written", registry=self.registry)
         self.generation_errors = Counter(
             "rag_generation_errors_total", "Failed LLM calls", registry=self.registry
         )

@@ -84,7 +84,6 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.bm25 = BM25Encoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avgdl)
         self._generator: Generator | None = None
-        self._known_collections: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Pipeline:
@@ -122,16 +121,12 @@ class Pipeline:
 
     def ensure_collection(self, collection: str | None = None) -> bool:
         """Create the collection (dense size from the embedder, cosine, BM25 sparse with IDF)."""
-        name = self._collection(collection)
-        if name in self._known_collections:
-            return False
-        created = self.store.ensure_collection(name, self.embedder.dimension)
-        self._known_collections.add(name)
-        return created
+        # Asked of the store every time (one cheap call): the collection may have been dropped
+        # behind our back, e.g. by the qdrant_collection module.
+        return self.store.ensure_collection(self._collection(collection), self.embedder.dimension)
 
     def _require_collection(self, name: str) -> None:
         if not self.store.collection_exists(name):
-            self._known_collections.discard(name)
             raise CollectionNotFoundError(f"collection {name!r} not found")
 
     def ready(self) -> dict[str, str]:
@@ -178,9 +173,11 @@ class Pipeline:
         to_write = []
         for doc_id, digest, doc, chunks in prepared:
             old = existing.get(doc_id, [])
-            complete = bool(old) and all(
-                c.content_hash == digest and c.chunks_total == len(chunks) for c in old
-            ) and len(old) == len(chunks)
+            complete = (
+                bool(old)
+                and all(c.content_hash == digest and c.chunks_total == len(chunks) for c in old)
+                and len(old) == len(chunks)
+            )
             status = "unchanged" if complete else ("updated" if old else "created")
             results.append(
                 IngestResponse(
@@ -310,7 +307,9 @@ class Pipeline:
             elif reranker == "remote":
                 try:
                     ranked = remote_rerank(
-                        s.rerank_url or s.localai_url or "", s.rerank_model, request.query,
+                        s.rerank_url or s.localai_url or "",
+                        s.rerank_model,
+                        request.query,
                         candidates,
                     )
                 except RerankError:

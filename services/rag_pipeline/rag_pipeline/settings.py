@@ -13,7 +13,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
-    # Endpoints: LOCALAI_URL is the shared OpenAI-compatible base; LLM_URL/EMBEDDING_URL override it.
+    # Endpoints: LOCALAI_URL is the shared OpenAI-compatible base; LLM_URL / EMBEDDING_URL
+    # override it per use.
     localai_url: str | None = None
     llm_url: str | None = None
     embedding_url: str | None = None

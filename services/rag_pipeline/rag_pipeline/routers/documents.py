@@ -22,7 +22,8 @@ def list_documents(pipeline: PipelineDep, collection: CollectionQuery = None) ->
     return DocumentList(collection=name, documents=pipeline.list_documents(name))
 
 
-@router.delete("/{document_id}", response_model=DeleteResponse)
+# ":path" so ids that look like file paths ("guides/intro.md") work.
+@router.delete("/{document_id:path}", response_model=DeleteResponse)
 def delete_document(
     document_id: Annotated[str, Path(min_length=1, max_length=256)],
     pipeline: PipelineDep,

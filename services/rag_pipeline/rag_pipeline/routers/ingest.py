@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException
 
 from rag_pipeline.dependencies import PipelineDep
-from rag_pipeline.models import BatchIngestRequest, DocumentIn, IngestRequest, IngestResponse
-from rag_pipeline.models import BatchIngestResponse
+from rag_pipeline.models import (
+    BatchIngestRequest,
+    BatchIngestResponse,
+    DocumentIn,
+    IngestRequest,
+    IngestResponse,
+)
 from rag_pipeline.routers.common import ERRORS, TOO_LARGE
 
 router = APIRouter(prefix="/ingest", tags=["ingest"], responses={**ERRORS, **TOO_LARGE})

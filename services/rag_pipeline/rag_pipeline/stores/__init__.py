@@ -34,4 +34,6 @@ def make_store(settings: Settings) -> VectorStore:
         return PgVectorStore(settings.pgvector_dsn or "")
     from rag_pipeline.stores.qdrant import QdrantStore
 
-    return QdrantStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key, path=settings.qdrant_path)
+    return QdrantStore(
+        url=settings.qdrant_url, api_key=settings.qdrant_api_key, path=settings.qdrant_path
+    )

@@ -117,15 +117,16 @@ class PgVectorStore(VectorStore):
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE {} (id uuid PRIMARY KEY, document_id text NOT NULL,"
-                    " content_hash text NOT NULL, chunks_total int NOT NULL, payload jsonb NOT NULL,"
+                    " content_hash text NOT NULL, chunks_total int NOT NULL,"
+                    " payload jsonb NOT NULL,"
                     " embedding vector({}) NOT NULL)"
                 ).format(chunks, sql.Literal(dimension))
             )
+            conn.execute(sql.SQL("CREATE INDEX ON {} (document_id)").format(chunks))
             conn.execute(
-                sql.SQL("CREATE INDEX ON {} (document_id)").format(chunks)
-            )
-            conn.execute(
-                sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)").format(chunks)
+                sql.SQL("CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops)").format(
+                    chunks
+                )
             )
             conn.execute(
                 sql.SQL(
@@ -170,7 +171,9 @@ class PgVectorStore(VectorStore):
         with self._conn() as conn:
             self._require(conn, name)
             # Re-upserting an id replaces it: drop its old terms first (they cascade on delete).
-            conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(chunks), (ids,))
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(chunks), (ids,)
+            )
             with conn.cursor() as cur:
                 cur.executemany(
                     sql.SQL(
@@ -217,7 +220,9 @@ class PgVectorStore(VectorStore):
         chunks, _ = self._tables(name)
         with self._conn() as conn:
             self._require(conn, name)
-            conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(chunks), (ids,))
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(chunks), (ids,)
+            )
 
     def delete_document(self, name: str, document_id: str) -> int:
         chunks, _ = self._tables(name)
@@ -232,7 +237,9 @@ class PgVectorStore(VectorStore):
         with self._conn() as conn:
             self._require(conn, name)
             # HNSW returns at most ef_search rows: widen it to the requested depth.
-            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(limit, 40))))
+            conn.execute(
+                sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(limit, 40)))
+            )
             rows = conn.execute(
                 sql.SQL(
                     "SELECT id, payload, 1 - (embedding <=> %s::vector) AS score FROM {}"
@@ -277,7 +284,9 @@ class PgVectorStore(VectorStore):
                 ).format(chunks)
             ).fetchall()
         return [
-            DocumentInfo(r[0], r[1], int(r[2]), r[3] if isinstance(r[3], dict) else json.loads(r[3] or "{}"))
+            DocumentInfo(
+                r[0], r[1], int(r[2]), r[3] if isinstance(r[3], dict) else json.loads(r[3] or "{}")
+            )
             for r in rows
         ]
 

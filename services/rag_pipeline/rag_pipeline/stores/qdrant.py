@@ -34,7 +34,9 @@ class QdrantStore(VectorStore):
         self, url: str | None = None, api_key: str | None = None, path: str | None = None
     ) -> None:
         if url:
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=30, check_compatibility=False)
+            self.client = QdrantClient(
+                url=url, api_key=api_key, timeout=30, check_compatibility=False
+            )
             self.location = url
             self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         else:
@@ -134,9 +136,7 @@ class QdrantStore(VectorStore):
     @staticmethod
     def _doc_filter(document_ids: list[str]) -> models.Filter:
         return models.Filter(
-            must=[
-                models.FieldCondition(key="document_id", match=models.MatchAny(any=document_ids))
-            ]
+            must=[models.FieldCondition(key="document_id", match=models.MatchAny(any=document_ids))]
         )
 
     def existing_chunks(self, name: str, document_ids: list[str]) -> list[ExistingChunk]:
