@@ -220,3 +220,75 @@ def test_target(url, host, port, prefix):
     assert (t.host, t.port, t.prefix) == (host, port, prefix)
     assert b"Authorization: Bearer tok" in t.post_head("/x")
     assert t.post_head("/x").startswith(f"POST {prefix}/x HTTP/1.1".encode())
+
+
+def _self_signed(tmp_path):
+    """A throw-away CA-less self-signed certificate for 127.0.0.1 (cryptography)."""
+    import datetime
+    import ipaddress
+
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_https_with_ca_path_and_validate_certs(tmp_path):
+    import ssl
+
+    from ansible_collections.aistack.platform.plugins.module_utils.llm_benchmark.client import (
+        make_ssl_context,
+    )
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def main(client_ctx):
+        server = await asyncio.start_server(_handler, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        target = HttpTarget(f"https://127.0.0.1:{port}")
+        pool = Pool(target, 3.0, client_ctx)
+        try:
+            return await pool.request(payload(target, "stream"))
+        finally:
+            pool.close()
+            await asyncio.sleep(0.02)
+            server.close()
+            await server.wait_closed()
+
+    ok = asyncio.run(main(make_ssl_context(True, cert)))
+    assert ok[0] and ok[5] == 3
+    insecure = asyncio.run(main(make_ssl_context(False)))
+    assert insecure[0]
+    refused = asyncio.run(main(make_ssl_context(True)))  # system CAs do not know this cert
+    assert not refused[0] and "CERTIFICATE_VERIFY_FAILED" in refused[8]
