@@ -120,3 +120,35 @@ def test_secret_settings_are_rejected_in_the_config(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "llm_benchmark_config must not set api_key" in proc.stdout
     assert not (tmp_path / "build").exists()
+
+
+def test_benchmark_playbook_reports_and_enforces_slos(tmp_path: Path, fresh_mock: Callable) -> None:
+    mock = fresh_mock("--ttft-ms", "20", "--itl-ms", "1", "--output-tokens", "8")
+    common = {
+        "aistack_benchmark_base_url": f"{mock.url}/v1",
+        "aistack_benchmark_profile": "synchronous",
+        "aistack_benchmark_max_requests": 4,
+        "aistack_benchmark_output_tokens": 8,
+        "aistack_benchmark_prompt_tokens": 16,
+    }
+    ok = run_playbook(
+        "playbooks/benchmark.yml",
+        "-e",
+        json.dumps({**common, "aistack_benchmark_report_dir": str(tmp_path / "ok")}),
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert (tmp_path / "ok").is_dir() and any((tmp_path / "ok").glob("*.html"))
+
+    missed = run_playbook(
+        "playbooks/benchmark.yml",
+        "-e",
+        json.dumps(
+            {
+                **common,
+                "aistack_benchmark_report_dir": str(tmp_path / "missed"),
+                "aistack_benchmark_slo": {"ttft_p95_ms": 1},
+            }
+        ),
+    )
+    assert missed.returncode != 0
+    assert "ttft_p95_ms" in missed.stdout
