@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python benchmarks/rag_all.py   (about 15 minutes on 2 cores)
        .venv/bin/python benchmarks/rag_all.py --only ingest   (re-run one part, reuse the rest)
+       .venv/bin/python benchmarks/rag_all.py --render        (rewrite RESULTS.md from the last run)
 """
 
 from __future__ import annotations
@@ -100,8 +101,10 @@ def render(
         f"CISI queries against the CISI collection, `generate=false`, top_k 10 / top_n 3; 1 client:"
         f" {rag_latency.N_QUERIES} queries, service (hybrid, dense) and the direct baseline",
         "interleaved query by query; 16 clients: "
-        f"{rag_latency.N_CONCURRENT} queries. Direct baseline: one `encode` + one `query_points`",
-        "(dense, limit 10) with the libraries on a copy of the same embedded Qdrant collection.",
+        f"{rag_latency.N_CONCURRENT} queries. Direct baselines, with the libraries on a copy",
+        "of the same embedded Qdrant collection: dense = one `encode` + one dense",
+        "`query_points` (limit 10); hybrid = one `encode` + the dense and the BM25 sparse",
+        "`query_points` (limit 100 each, the fusion depth): the store searches the service makes.",
         "",
         "| path | clients | p50 ms | p99 ms |",
         "| --- | --- | --- | --- |",
@@ -112,14 +115,22 @@ def render(
                 f"| service {strategy} | {c} | {latency[f'{strategy}_c{c}_p50']:.1f} |"
                 f" {latency[f'{strategy}_c{c}_p99']:.1f} |"
             )
+    verdict = "meets" if latency["ratio_hybrid"] <= rag_latency.ANCHOR else "misses"
     lines += [
-        f"| direct embed + search | 1 | {latency['direct_p50']:.1f} |"
+        f"| direct embed + dense search | 1 | {latency['direct_p50']:.1f} |"
         f" {latency['direct_c1_p99']:.1f} |",
+        f"| direct embed + dense + sparse search | 1 | {latency['direct_hybrid_p50']:.1f} |"
+        f" {latency['direct_hybrid_c1_p99']:.1f} |",
         "",
-        f"Ratio of service p50 (1 client) to direct p50 (anchor <= 1.5): hybrid"
-        f" **{latency['ratio_hybrid']:.2f}**, dense **{latency['ratio_dense']:.2f}**.",
-        "Latency is dominated by the query embedding on CPU; the machine was shared with other",
-        "jobs, so absolute numbers vary between runs while the ratios are taken back to back.",
+        "Ratio of service p50 (1 client) to the direct p50 of the same searches (anchor <= 1.5):",
+        f"hybrid (default) **{latency['ratio_hybrid']:.2f}** ({verdict} the anchor),"
+        f" dense **{latency['ratio_dense']:.2f}**.",
+        f"Against the dense-only baseline the hybrid service is at"
+        f" {latency['ratio_hybrid_vs_dense_baseline']:.2f}: the difference is the second (BM25)",
+        "search, which embedded Qdrant scores in Python over every point (a Qdrant server uses",
+        "its inverted index), not service overhead. Latency is otherwise dominated by the query",
+        "embedding on CPU. Service and direct calls are interleaved query by query, so both see",
+        "the same background load.",
     ]
     return "\n".join(lines)
 
@@ -138,7 +149,9 @@ def write_section(body: str) -> None:
 def main() -> None:
     # --only quality,ingest,latency re-runs some parts and reuses the last results of the others.
     only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
-    cache = json.loads(CACHE.read_text()) if CACHE.exists() and only else {}
+    if "--render" in sys.argv:  # rewrite the section from the last results only
+        only = set()
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() and only is not None else {}
     for name, module in (
         ("quality", rag_quality),
         ("ingest", rag_ingest),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+
 from rag_pipeline.models import DocumentIn, QueryRequest
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.stores.base import ChunkPoint, VectorStore
@@ -227,3 +228,22 @@ def test_path_like_document_ids(client: TestClient) -> None:
     assert r.json()["document_id"] == "guides/intro.md"
     d = client.delete("/documents/guides/intro.md")
     assert d.status_code == 200 and d.json()["deleted_chunks"] == 1
+
+
+def test_collection_of_another_embedder_gets_409(make_client: Callable[..., TestClient]) -> None:
+    from qdrant_client import models
+
+    client = make_client()
+    store = client.app.state.pipeline.store
+    store.client.create_collection(
+        "small",
+        vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    r = client.post("/ingest", json={"text": "some text", "collection": "small"})
+    assert r.status_code == 409
+    assert (
+        "stores 'dense' vectors of size 8, but the embedding model produces 384"
+        in (r.json()["detail"])
+    )
+    assert store.client.count("small").count == 0

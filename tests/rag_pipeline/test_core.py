@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rag_pipeline import __version__
 from rag_pipeline.chunking import chunk_words
 from rag_pipeline.documents import content_hash, point_id

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
 from rag_pipeline.embeddings import LocalEmbedder, OpenAIEmbedder
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 import uvicorn
+
 from rag_pipeline.main import create_app
 from rag_pipeline.pipeline import Pipeline
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from rag_pipeline.models import DocumentIn, QueryRequest
 from rag_pipeline.pipeline import Pipeline
 
@@ -67,8 +69,21 @@ def test_pgvector_bm25_matches_qdrant(make_pipeline: Callable[..., Pipeline], pg
 
 def test_pgvector_down(make_pipeline: Callable[..., Pipeline]) -> None:
     import pytest
+
     from rag_pipeline.stores import StoreUnavailableError
 
     pipeline = make_pipeline(vector_store="pgvector", pgvector_dsn="postgresql://u@127.0.0.1:1/db")
     with pytest.raises(StoreUnavailableError):
         pipeline.store.ping()
+
+
+def test_pgvector_collection_of_another_embedder_is_refused(
+    make_pipeline: Callable[..., Pipeline], pg_dsn: str
+) -> None:
+    from rag_pipeline.stores import CollectionMismatchError
+
+    pipeline = make_pipeline(vector_store="pgvector", pgvector_dsn=pg_dsn)
+    pipeline.store.ensure_collection("pg_small", 8)
+    with pytest.raises(CollectionMismatchError, match="stores vectors of size 8"):
+        pipeline.ingest_batch([DocumentIn(text="some text")], "pg_small")
+    assert pipeline.list_documents("pg_small") == []

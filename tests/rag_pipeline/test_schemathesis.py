@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
 from rag_pipeline.main import create_app
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
-from schemathesis.checks import not_a_server_error
 
 # Built at import: schemathesis parametrises from a schema object. The embedder loads lazily and
 # is shared with the session fixture through LocalEmbedder's per-process model cache.

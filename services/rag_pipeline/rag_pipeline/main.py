@@ -18,7 +18,11 @@ from rag_pipeline.logging_setup import configure_logging
 from rag_pipeline.pipeline import InvalidInputError, Pipeline
 from rag_pipeline.routers import collections, documents, health, ingest, query
 from rag_pipeline.settings import Settings
-from rag_pipeline.stores import CollectionNotFoundError, StoreUnavailableError
+from rag_pipeline.stores import (
+    CollectionMismatchError,
+    CollectionNotFoundError,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger("rag_pipeline.http")
 
@@ -73,6 +77,10 @@ def create_app(
     @app.exception_handler(CollectionNotFoundError)
     async def _not_found(_: Request, exc: CollectionNotFoundError) -> JSONResponse:
         return _error(404, str(exc.args[0] if exc.args else exc))
+
+    @app.exception_handler(CollectionMismatchError)
+    async def _mismatch(_: Request, exc: CollectionMismatchError) -> JSONResponse:
+        return _error(409, str(exc))
 
     @app.exception_handler(InvalidInputError)
     async def _invalid(_: Request, exc: InvalidInputError) -> JSONResponse:

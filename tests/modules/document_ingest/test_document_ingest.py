@@ -231,11 +231,6 @@ def test_service_prune_only_touches_own_documents(
     assert "other" in listed(service) and "page.html" not in listed(service)
 
 
-@pytest.mark.xfail(
-    reason="rag_pipeline's DELETE /documents/{document_id} route does not accept '/' in IDs "
-    "(needs {document_id:path}); straight-to-Qdrant mode prunes nested files",
-    strict=False,
-)
 def test_service_prune_nested_file(ingest: Any, docs: Path, service: Service) -> None:
     args = {"endpoint": service.url, "api_key": API_KEY, "paths": [str(docs)], "prune": True}
     ingest(args)
@@ -290,7 +285,8 @@ def test_service_mismatched_vector_size(
     )
     assert result["failed"] is True
     assert "intro.md" in result["msg"]
-    assert "do not match the service's embedding model" in result["msg"]
+    # The service answers 409 naming the mismatch (nothing is written).
+    assert "stores 'dense' vectors of size 8, but the embedding model produces 384" in result["msg"]
     assert statuses(result)["intro.md"] == "failed"
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from rag_pipeline.stores.base import (
     ChunkPoint,
+    CollectionMismatchError,
     CollectionNotFoundError,
     ExistingChunk,
     Hit,
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChunkPoint",
+    "CollectionMismatchError",
     "CollectionNotFoundError",
     "ExistingChunk",
     "Hit",

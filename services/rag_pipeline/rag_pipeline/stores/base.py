@@ -17,6 +17,18 @@ class CollectionNotFoundError(LookupError):
     """The named collection does not exist (maps to HTTP 404)."""
 
 
+class CollectionMismatchError(ValueError):
+    """The collection exists with a vector layout the embedder cannot fill (maps to HTTP 409)."""
+
+
+def mismatch(name: str, found: str, dimension: int) -> CollectionMismatchError:
+    return CollectionMismatchError(
+        f"collection {name!r} {found}, but the embedding model produces {dimension}-dimensional "
+        "dense vectors; recreate the collection (qdrant_collection with recreate: true) or use "
+        "another collection"
+    )
+
+
 @dataclass
 class ChunkPoint:
     id: str

@@ -26,6 +26,7 @@ from rag_pipeline.stores.base import (
     Hit,
     StoreUnavailableError,
     VectorStore,
+    mismatch,
 )
 
 _REGISTRY = "rag_collections"
@@ -113,6 +114,14 @@ class PgVectorStore(VectorStore):
                 (name, dimension),
             ).rowcount
             if not inserted:
+                stored = conn.execute(
+                    sql.SQL("SELECT dimension FROM {} WHERE name = %s").format(
+                        sql.Identifier(_REGISTRY)
+                    ),
+                    (name,),
+                ).fetchone()
+                if stored and stored[0] != dimension:
+                    raise mismatch(name, f"stores vectors of size {stored[0]}", dimension)
                 return False
             conn.execute(
                 sql.SQL(

@@ -20,6 +20,7 @@ from rag_pipeline.stores.base import (
     Hit,
     StoreUnavailableError,
     VectorStore,
+    mismatch,
 )
 
 DENSE = "dense"
@@ -71,6 +72,7 @@ class QdrantStore(VectorStore):
     def ensure_collection(self, name: str, dimension: int) -> bool:
         with self._call():
             if self.client.collection_exists(name):
+                self._check_layout(name, dimension)
                 return False
             self.client.create_collection(
                 name,
@@ -87,6 +89,17 @@ class QdrantStore(VectorStore):
                     name, field, field_schema=models.PayloadSchemaType.KEYWORD
                 )
             return True
+
+    def _check_layout(self, name: str, dimension: int) -> None:
+        """Refuse a collection created for another embedder or without our named vectors."""
+        params = self.client.get_collection(name).config.params
+        dense = params.vectors.get(DENSE) if isinstance(params.vectors, dict) else None
+        if dense is None:
+            raise mismatch(name, f"has no {DENSE!r} named vector", dimension)
+        if dense.size != dimension:
+            raise mismatch(name, f"stores {DENSE!r} vectors of size {dense.size}", dimension)
+        if SPARSE not in (params.sparse_vectors or {}):
+            raise mismatch(name, f"has no {SPARSE!r} sparse vector", dimension)
 
     def list_collections(self) -> list[tuple[str, int]]:
         with self._call():
