@@ -15,7 +15,8 @@ export PY_COLORS ?= 0
 export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+# Every .venv/bin tool is used by path; nothing depends on an activated venv.
+.PHONY: help venv infinity up down render test lint sanity pytest molecule build bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,8 +24,15 @@ help: ## Show the targets
 $(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements/lock.txt
-	$(BIN)/pip install --quiet --no-deps -e services/rag_pipeline
+	@# Build tools are pinned in the lock file too, hence no build isolation.
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e services/rag_pipeline
 	@touch $@
+
+INFINITY_STAMP := .venv-infinity/.requirements.sha256
+$(INFINITY_STAMP): requirements/infinity.txt scripts/make-infinity-venv.sh
+	PYTHON=$(PYTHON) scripts/make-infinity-venv.sh
+
+infinity: $(INFINITY_STAMP) ## Separate venv for the infinity-emb embeddings server (tests)
 
 venv: $(STAMP) ## Create .venv with every pinned dependency
 
@@ -56,7 +64,7 @@ sanity: build ## ansible-test sanity on the built collection (offline pip bootst
 	cd $(SANITY_ROOT) && echo "/tests/output/" > .gitignore && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
 
-pytest: venv ## pytest: modules, rendering, services integration
+pytest: venv infinity ## pytest: modules, rendering, services integration
 	$(BIN)/pytest
 
 molecule: venv ## molecule test for molecule/default (render every inventory, idempotence, verify)
