@@ -49,7 +49,7 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --profile production
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/role-readme.py --check
 
 build: venv ## Build the collection tarball into build/
