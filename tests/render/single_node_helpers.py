@@ -31,6 +31,7 @@ COMPONENTS = (
     "ollama",
     "anythingllm",
     "rag_pipeline",
+    "llm_benchmark",
 )
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}

@@ -451,6 +451,7 @@ def test_every_pvc_uses_longhorn_read_write_once(bundle: Bundle) -> None:
     pvcs = bundle.of_kind("PersistentVolumeClaim")
     assert sorted(p["metadata"]["name"] for p in pvcs) == [
         "anythingllm-data",
+        "guidellm-results",
         "ollama-data",
         "rag-pipeline-documents",
     ]
