@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -157,13 +158,27 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str
     return proc.stdout, cpu, wall
 
 
-def run_ours(url: str, concurrency: int, total: int, max_tokens: int) -> dict[str, Any]:
+def minimal_prompts_file(directory: str, total: int) -> str:
+    """The minimal client's exact prompts, as a prompt_file for ours (same server work)."""
+    path = Path(directory) / "minimal-prompts.txt"
+    path.write_text("".join(f"{n} " + "hello " * PROMPT_TOKENS + "\n" for n in range(1, total + 1)))
+    return str(path)
+
+
+def run_ours(
+    url: str, concurrency: int, total: int, max_tokens: int, prompt_file: str | None = None
+) -> dict[str, Any]:
+    prompts = (
+        ["--set", f"prompt_file={prompt_file}"]
+        if prompt_file
+        else ["--set", f"prompt_tokens={PROMPT_TOKENS}"]
+    )
     cmd = [
         sys.executable, "-m",
         "ansible_collections.aistack.platform.plugins.module_utils.llm_benchmark",
         "-q", "--set", f"base_url={url}", "--set", "profile=concurrent",
         "--set", f"concurrency={concurrency}", "--set", f"max_requests={total}",
-        "--set", f"prompt_tokens={PROMPT_TOKENS}", "--set", f"output_tokens={max_tokens}",
+        *prompts, "--set", f"output_tokens={max_tokens}",
     ]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
     out, cpu, wall = run_measured(cmd, env)
@@ -259,6 +274,14 @@ def accuracy(quick: bool, rounds: int) -> dict[int, dict[str, dict[str, Any]]]:
     mock = Mock("--ttft-ms", "100", "--itl-ms", "10", "--output-tokens", "64")
     out: dict[int, dict[str, dict[str, Any]]] = {}
     names = list(CLIENTS)
+    # Ours sends the minimal client's exact prompts: the mock tokenizes every prompt on its one
+    # event loop after the TTFT sleep, so different prompt text is different server work (and
+    # TTFT) at concurrency 16. guidellm generates its own synthetic prompts.
+    prompt_dir = tempfile.mkdtemp(prefix="llm-bench-prompts-")
+    clients = dict(CLIENTS)
+    clients["ours"] = lambda url, conc, total, tokens: run_ours(
+        url, conc, total, tokens, minimal_prompts_file(prompt_dir, total)
+    )
     try:
         url = mock.url + "/v1/chat/completions"
         run_minimal(url, 4, 8, 64)  # warm the server up; not measured
@@ -267,7 +290,7 @@ def accuracy(quick: bool, rounds: int) -> dict[int, dict[str, dict[str, Any]]]:
             for rnd in range(rounds):
                 for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
                     target = mock.url if name != "minimal" else url
-                    r = CLIENTS[name](target, conc, total, 64)
+                    r = clients[name](target, conc, total, 64)
                     runs[name].append(r)
                     print(
                         f"  accuracy c={conc:<2} round {rnd + 1} {name:<8} "
@@ -287,6 +310,7 @@ def accuracy(quick: bool, rounds: int) -> dict[int, dict[str, dict[str, Any]]]:
                 }
     finally:
         mock.stop()
+        shutil.rmtree(prompt_dir, ignore_errors=True)
     return out
 
 
@@ -324,6 +348,7 @@ def report(acc: dict[int, dict[str, dict[str, Any]]], cap: dict[str, dict[str, A
         "",
         "**Accuracy** (mock `--ttft-ms 100 --itl-ms 10 --output-tokens 64`; mean over "
         f"successful requests, median of {rounds} interleaved rounds, min-max in brackets; "
+        "ours sends the minimal client's exact prompts, guidellm its own synthetic ones; "
         "target: ours within 3 % of both):",
         "",
         "| concurrency | metric | ours | minimal (httpx) | guidellm | ours vs minimal "
