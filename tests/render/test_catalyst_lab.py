@@ -7,15 +7,12 @@ by the deploy mechanism; these tests check the facts that make the stack work to
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
 
 ROLES = [
@@ -341,46 +338,6 @@ def test_llama_stack_run_config_providers(lab: Path) -> None:
     vllm = providers["inference"][0]["config"]
     assert vllm["url"] == "${env.VLLM_URL}"
     assert run["server"]["port"] == 8321
-
-
-# -- role contract ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_role_contract(role: str) -> None:
-    base = REPO / "roles" / role
-    defaults = yaml.safe_load((base / "defaults/main.yml").read_text())
-    specs = yaml.safe_load((base / "meta/argument_specs.yml").read_text())["argument_specs"]
-    assert specs["validate"] == specs["main"]
-    options = specs["main"]["options"]
-    assert set(defaults) == set(options), set(defaults) ^ set(options)
-    for name, option in options.items():
-        assert option.get("description") and option.get("type"), name
-        value = defaults[name]
-        if not (isinstance(value, str) and "{{" in value):
-            assert option.get("default") == value, name
-    tasks = yaml.safe_load((base / "tasks/main.yml").read_text())
-    assert tasks[0]["ansible.builtin.import_tasks"] == "validate.yml"
-    (deploy,) = [t for t in tasks if "ansible.builtin.include_role" in t]
-    assert deploy["ansible.builtin.include_role"]["name"] == "aistack.platform.deploy"
-    assert deploy["vars"]["deploy_component"] == role
-    galaxy = yaml.safe_load((base / "meta/main.yml").read_text())["galaxy_info"]
-    assert galaxy["license"] and galaxy["description"] and galaxy["min_ansible_version"]
-
-
-def test_readmes_match_the_argument_specs() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts/role-readme.py"),
-            "--check",
-            *(str(REPO / "roles" / r) for r in ROLES),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- invalid settings fail before anything is rendered -----------------------------------

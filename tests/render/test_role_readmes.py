@@ -12,15 +12,11 @@ import yaml
 
 from tests.conftest import REPO
 
+# Every available component of the catalogue is a component role; node_preflight is the one
+# role outside it (host checks, nothing rendered).
+_CATALOGUE = yaml.safe_load((REPO / "playbooks/vars/architectures.yml").read_text())
 ROLES = [
-    "gpu_operator",
-    "longhorn",
-    "ingress_nginx",
-    "qdrant",
-    "localai",
-    "ollama",
-    "anythingllm",
-    "rag_pipeline",
+    name for name, entry in _CATALOGUE["aistack_component_catalog"].items() if entry["available"]
 ]
 ALL_ROLES = [*ROLES, "node_preflight"]
 
