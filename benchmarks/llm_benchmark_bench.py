@@ -211,7 +211,14 @@ def _tokenizer_dir() -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / "model")
 
 
-def run_guidellm(url: str, concurrency: int, total: int, max_tokens: int) -> dict[str, Any]:
+def run_guidellm(
+    url: str, concurrency: int, total: int, max_tokens: int, prompt_file: str | None = None
+) -> dict[str, Any]:
+    data = (
+        f"kind=text_file,path={prompt_file}"
+        if prompt_file
+        else f"kind=synthetic_text,prompt_tokens={PROMPT_TOKENS},output_tokens={max_tokens}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "guidellm.json"
         cmd = [
@@ -220,8 +227,7 @@ def run_guidellm(url: str, concurrency: int, total: int, max_tokens: int) -> dic
             "--profile", f"kind=concurrent,streams={concurrency}",
             "--constraint", f"kind=max_requests,count={total}",
             "--tokenizer", f"kind=huggingface_auto,model={_tokenizer_dir()}",
-            "--data",
-            f"kind=synthetic_text,prompt_tokens={PROMPT_TOKENS},output_tokens={max_tokens}",
+            "--data", data,
             "--output", f"kind=json,path={path}",
             "--disable-console",
         ]  # fmt: skip
@@ -274,12 +280,15 @@ def accuracy(quick: bool, rounds: int) -> dict[int, dict[str, dict[str, Any]]]:
     mock = Mock("--ttft-ms", "100", "--itl-ms", "10", "--output-tokens", "64")
     out: dict[int, dict[str, dict[str, Any]]] = {}
     names = list(CLIENTS)
-    # Ours sends the minimal client's exact prompts: the mock tokenizes every prompt on its one
-    # event loop after the TTFT sleep, so different prompt text is different server work (and
-    # TTFT) at concurrency 16. guidellm generates its own synthetic prompts.
+    # All three send the minimal client's exact prompts: the mock tokenizes every prompt on its
+    # one event loop after the TTFT sleep, so different prompt text is different server work
+    # (and TTFT) at concurrency 16, which is not what this compares.
     prompt_dir = tempfile.mkdtemp(prefix="llm-bench-prompts-")
     clients = dict(CLIENTS)
     clients["ours"] = lambda url, conc, total, tokens: run_ours(
+        url, conc, total, tokens, minimal_prompts_file(prompt_dir, total)
+    )
+    clients["guidellm"] = lambda url, conc, total, tokens: run_guidellm(
         url, conc, total, tokens, minimal_prompts_file(prompt_dir, total)
     )
     try:
@@ -348,7 +357,7 @@ def report(acc: dict[int, dict[str, dict[str, Any]]], cap: dict[str, dict[str, A
         "",
         "**Accuracy** (mock `--ttft-ms 100 --itl-ms 10 --output-tokens 64`; mean over "
         f"successful requests, median of {rounds} interleaved rounds, min-max in brackets; "
-        "ours sends the minimal client's exact prompts, guidellm its own synthetic ones; "
+        "all three send the minimal client's exact prompts; "
         "target: ours within 3 % of both):",
         "",
         "| concurrency | metric | ours | minimal (httpx) | guidellm | ours vs minimal "
