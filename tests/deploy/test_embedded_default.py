@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_playbook
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, run_playbook
 
 
 def recap(stdout: str, host: str) -> dict[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,16 +23,11 @@ from rag_pipeline.main import create_app
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import free_port
+
 DOC = {"document_id": "gpu", "text": "GPU time-slicing lets several pods share one NVIDIA GPU."}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_generated_answer_with_sources(
@@ -32,7 +27,8 @@ def test_generated_answer_with_sources(
 
 
 def test_llm_down_returns_retrieval_with_error(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(llm_url=f"http://127.0.0.1:{_closed_port()}/v1", llm_timeout_s=5)
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    client = make_client(llm_url=closed, llm_timeout_s=5)
     client.post("/ingest", json=DOC).raise_for_status()
     r = client.post("/query", json={"query": "How do pods share a GPU?"})
     assert r.status_code == 200

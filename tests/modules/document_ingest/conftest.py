@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from .ingest_support import API_KEY, Service, free_port, make_pdf
+from tests.conftest import free_port
+
+from .ingest_support import API_KEY, Service, make_pdf
 
 
 @pytest.fixture()

@@ -17,8 +17,9 @@ from ansible_collections.aistack.platform.plugins.module_utils.llm_benchmark.run
     BenchmarkError,
     run_benchmark,
 )
+from tests.conftest import REPO, free_port
 
-from .conftest import REPO, ansible_module, direct_module, free_port
+from .conftest import ansible_module, direct_module
 
 PKG = REPO / "plugins/module_utils/llm_benchmark"
 
