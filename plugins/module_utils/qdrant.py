@@ -69,6 +69,20 @@ def client_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+LOCKED_STORAGE_HINT = (
+    "another process, for example the RAG service, holds this embedded storage: "
+    "stop it or use its HTTP endpoint instead"
+)
+
+
+def explain_open_error(exc: BaseException, hint: str = LOCKED_STORAGE_HINT) -> str:
+    """The error text, with ``hint`` added when embedded storage is locked by another process."""
+    message = str(exc)
+    if "already accessed by another instance" in message:
+        message += f" ({hint})"
+    return message
+
+
 def connect(module: AnsibleModule) -> Any:
     """A QdrantClient for the module's connection options; fails the module on error.
 
@@ -89,13 +103,7 @@ def connect(module: AnsibleModule) -> Any:
         # The version check makes a request of its own; errors surface on the first real call.
         return QdrantClient(check_compatibility=False, **kwargs)
     except Exception as exc:
-        message = str(exc)
-        if "already accessed by another instance" in message:
-            message += (
-                " (another process, for example the RAG service, holds this embedded storage: "
-                "stop it or use its HTTP endpoint instead)"
-            )
-        module.fail_json(msg=f"Cannot open {location(module.params)}: {message}")
+        module.fail_json(msg=f"Cannot open {location(module.params)}: {explain_open_error(exc)}")
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -309,6 +309,7 @@ from ansible_collections.aistack.platform.plugins.module_utils.documents import 
 from ansible_collections.aistack.platform.plugins.module_utils.qdrant import (
     QDRANT_CONNECTION_SPEC,
     client_kwargs,
+    explain_open_error,
     location,
 )
 
@@ -516,13 +517,11 @@ class PipelineTarget:
         try:
             self.pipeline = Pipeline.from_settings(settings)
         except Exception as exc:
-            message = to_native(exc)
-            if "already accessed by another instance" in message:
-                message += (
-                    " (the RAG service probably has this storage open: ingest through its "
-                    "endpoint instead)"
-                )
-            module.fail_json(msg=f"Cannot open {self.where}: {message}")
+            hint = (
+                "the RAG service probably has this storage open: ingest through its "
+                "endpoint instead"
+            )
+            module.fail_json(msg=f"Cannot open {self.where}: {explain_open_error(exc, hint)}")
         store = self.pipeline.store
         tls = params.get("ca_cert") or params.get("validate_certs") is False
         if params.get("url") and tls and hasattr(store, "client"):
