@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -45,13 +46,20 @@ class Extracted:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def content_hash(text: str) -> str:
-    """SHA-256 (hex) of the UTF-8 text: the same definition as rag_pipeline.documents."""
+def content_hash(text: str, metadata: dict[str, Any] | None = None) -> str:
+    """SHA-256 (hex) of the text and metadata: the same definition as rag_pipeline.documents
+    (imported from it when installed, so the two cannot drift; this copy runs without it)."""
     try:
         from rag_pipeline.documents import content_hash as service_hash
     except ImportError:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return service_hash(text)
+        digest = hashlib.sha256(text.encode("utf-8"))
+        if metadata:
+            canonical = json.dumps(
+                metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+            )
+            digest.update(b"\x00" + canonical.encode("utf-8"))
+        return digest.hexdigest()
+    return service_hash(text, metadata)
 
 
 def file_format(path: str) -> str | None:

@@ -17,9 +17,11 @@ description:
     both targets store exactly the same chunks and vectors.
   - Each document's C(document_id) is the file's path relative to O(base_dir) (plus
     O(id_prefix)), so it is stable across runs and a changed file replaces its document.
-  - Idempotent by content hash. The SHA-256 of each file's extracted text is compared with
-    the hash the collection holds for that document; unchanged files are not sent at all, and
-    a run where nothing changed reports C(changed=false).
+  - Idempotent by content hash. The SHA-256 of each file's extracted text and the metadata
+    stored with it (O(metadata), the title found in the file, C(source_path), C(format)) is
+    compared with the hash the collection holds for that document; unchanged files are not
+    sent at all, and a run where nothing changed reports C(changed=false). A change of
+    O(metadata) alone, or moving O(base_dir), updates the documents concerned.
   - Every document carries C(metadata.source_path) and
     C(metadata.ingested_by=aistack.platform.document_ingest); O(prune) only ever removes
     documents with that mark.
@@ -138,8 +140,6 @@ notes:
   - A failed request is retried; when it still fails, the task fails naming the files of
     that request. Documents ingested before stay complete and consistent (the service
     replaces a document atomically); running the task again finishes the job.
-  - Only the extracted text is hashed. A change of O(metadata) alone does not re-ingest
-    unchanged files.
   - With O(path), embedded Qdrant is locked by this task while it runs, so the RAG service
     must not have the same storage open - use O(endpoint) while the service runs.
   - With O(url) or O(path) the Python package C(rag_pipeline) (the RAG service's code, with
@@ -695,11 +695,11 @@ def run(module: AnsibleModule) -> dict[str, Any]:
             entry.update(status="skipped", error="no text could be extracted")
             module.warn(f"{source.path}: no text could be extracted, skipped")
             continue
-        digest = content_hash(extracted.text)
-        entry.update(content_hash=digest, chunks=0)
         metadata = dict(params["metadata"])
         metadata.update(extracted.metadata)
         metadata.update(source_path=source.path, format=source.format, ingested_by=MARK)
+        digest = content_hash(extracted.text, metadata)
+        entry.update(content_hash=digest, chunks=0)
         doc = {"text": extracted.text, "document_id": source.document_id, "metadata": metadata}
         documents.append((source, doc, digest))
 

@@ -73,6 +73,17 @@ options:
         C(poisson), throughput-phase streams for C(sweep). Not allowed above 1 with
         C(synchronous).
     type: int
+  rampup:
+    description:
+      - Seconds over which the C(concurrent) streams (or a C(sweep)'s throughput phase) send
+        their first request, stream I(i) of I(n) starting at I(rampup * i / n), as guidellm's
+        C(rampup). With C(0) all streams start together and, since a closed loop sends the
+        next request as soon as one ends, tend to stay in lock-step; a server that queues work
+        per arriving request then shows a higher TTFT than under staggered arrivals. Setting
+        it to about one request's duration spreads the arrivals evenly.
+      - Not allowed with C(synchronous), C(constant) and C(poisson).
+    type: float
+    default: 0.0
   rate:
     description:
       - Requests per second. One value for C(constant) and C(poisson) (required there); for
@@ -427,6 +438,7 @@ ARGUMENT_SPEC = {
         "default": "concurrent",
     },
     "concurrency": {"type": "int"},
+    "rampup": {"type": "float", "default": 0.0},
     "rate": {"type": "list", "elements": "float"},
     "max_requests": {"type": "int"},
     "max_seconds": {"type": "float"},

@@ -77,6 +77,30 @@ options:
         description: How long to wait when applied, as a Helm duration such as C(10m).
         type: str
         default: 10m
+  remote_manifests:
+    description:
+      - Upstream release manifests (for example the Gateway API CRDs) that are applied as
+        published instead of being rendered here, before everything else of the component.
+      - They are listed in C(remote.yaml) and, when they are URLs, at the top of the
+        C(kustomization.yaml) resources; their content is not fetched or validated by this
+        module (the deploy role downloads and applies them in C(apply) mode).
+      - Each one must be pinned, by a version in its URL or path (C(/v1.4.0/), C(?ref=v1.4.0))
+        or by a O(remote_manifests[].checksum); branch names such as C(main) are rejected.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Short name (lower-case letters, digits, C(-)), unique in the component.
+        type: str
+        required: true
+      url:
+        description: C(https://) or C(http://) URL of the YAML file, or an absolute local path.
+        type: str
+        required: true
+      checksum:
+        description: Expected checksum, C(<algorithm>:<hex>) as for M(ansible.builtin.get_url).
+        type: str
   secrets:
     description:
       - Secrets the component needs. Only names, namespaces and key names are written (to
@@ -174,6 +198,11 @@ releases:
   returned: always
   type: int
   sample: 1
+remote_manifests:
+  description: Number of upstream release manifests listed.
+  returned: always
+  type: int
+  sample: 2
 kinds:
   description: Count of rendered objects per kind.
   returned: always
@@ -216,6 +245,10 @@ except ImportError:  # pragma: no cover
 HEADER = "# Rendered by aistack.platform; changes are overwritten on the next render.\n"
 PINNED_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 MANAGED_SUFFIXES = (".yaml", ".yml")
+# A remote manifest is pinned by a version in its URL (a path segment or a ref/version query).
+PINNED_URL = re.compile(r"(/|[?&](ref|version)=)v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?(/|$|&)")
+FLOATING_REF = re.compile(r"(/|[?&]ref=)(main|master|latest|head|HEAD)(/|$|&)")
+CHECKSUM = re.compile(r"^(md5|sha1|sha224|sha256|sha384|sha512):[0-9a-fA-F]+$")
 
 
 class _Dumper(yaml.SafeDumper if HAS_YAML else object):  # type: ignore[misc]
@@ -243,9 +276,22 @@ def plan_files(
     manifests: list[dict[str, Any]],
     releases: list[dict[str, Any]],
     secrets: list[dict[str, Any]],
+    remote: list[dict[str, Any]] | None = None,
 ) -> dict[str, str]:
     """Maps each bundle file (relative path) to its content, in apply order."""
     files: dict[str, str] = {}
+    remote = remote or []
+    if remote:
+        files["remote.yaml"] = HEADER + to_yaml(
+            {
+                "description": "Upstream release manifests applied as published, before the "
+                "objects of this bundle (CRDs first). Kept on removal: deleting a CRD deletes "
+                "every object of its kinds.",
+                "manifests": [
+                    {k: r[k] for k in ("name", "url", "checksum") if r.get(k)} for r in remote
+                ],
+            }
+        )
     width = max(2, len(str(len(manifests))))
     names = []
     for index, obj in enumerate(manifests, start=1):
@@ -276,12 +322,13 @@ def plan_files(
                 ],
             }
         )
-    if names:
+    urls = [r["url"] for r in remote if r["url"].startswith(("https://", "http://"))]
+    if names or urls:
         files["kustomization.yaml"] = HEADER + to_yaml(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": names,
+                "resources": urls + names,
             }
         )
     return files
@@ -323,6 +370,32 @@ def validate_releases(releases: list[dict[str, Any]]) -> list[dict[str, str]]:
     return errors
 
 
+def validate_remote(remote: list[dict[str, Any]]) -> list[dict[str, str]]:
+    errors = []
+    seen: set[str] = set()
+    for item in remote:
+        name, url, checksum = item["name"], item["url"], item.get("checksum")
+        message = None
+        if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
+            message = f"name {name!r} must be lower-case letters, digits and '-'"
+        elif name in seen:
+            message = f"name {name!r} is used twice"
+        elif not (url.startswith(("https://", "http://")) or os.path.isabs(url)):
+            message = f"url {url!r} must be an http(s) URL or an absolute path"
+        elif checksum and not CHECKSUM.match(checksum):
+            message = f"checksum {checksum!r} must look like sha256:<hex>"
+        elif FLOATING_REF.search(url) and not checksum:
+            message = f"url {url!r} follows a branch; pin a release version or give a checksum"
+        elif not PINNED_URL.search(url) and not checksum:
+            message = f"url {url!r} carries no version; pin a release version or give a checksum"
+        seen.add(name)
+        if message:
+            errors.append(
+                {"file": "remote.yaml", "object": f"RemoteManifest/{name}", "error": message}
+            )
+    return errors
+
+
 def run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
     dest = os.path.abspath(params["dest"])
@@ -333,6 +406,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         "changed_files": [],
         "objects": 0,
         "releases": 0,
+        "remote_manifests": 0,
         "kinds": {},
     }
     before = existing_files(dest)
@@ -348,10 +422,11 @@ def run(module: AnsibleModule) -> dict[str, Any]:
 
     manifests = params["manifests"]
     releases = params["helm_releases"]
-    planned = plan_files(manifests, releases, params["secrets"])
+    remote = params["remote_manifests"]
+    planned = plan_files(manifests, releases, params["secrets"], remote)
     manifest_files = [name for name in planned if re.match(r"^\d+-", name)]
 
-    errors = validate_releases(releases)
+    errors = validate_remote(remote) + validate_releases(releases)
     if params["validate"]:
         try:
             validator = ManifestValidator(params["kubernetes_version"], strict=params["strict"])
@@ -384,6 +459,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         files=list(planned),
         objects=len(manifests),
         releases=len(releases),
+        remote_manifests=len(remote),
         kinds=kinds,
         changed_files=changed + stale,
         changed=bool(changed or stale),
@@ -436,6 +512,16 @@ def main() -> None:
                     "create_namespace": {"type": "bool", "default": True},
                     "wait": {"type": "bool", "default": True},
                     "timeout": {"type": "str", "default": "10m"},
+                },
+            },
+            "remote_manifests": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "url": {"type": "str", "required": True},
+                    "checksum": {"type": "str"},
                 },
             },
             "secrets": {

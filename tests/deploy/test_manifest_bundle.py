@@ -177,3 +177,67 @@ def test_secret_references_are_rendered_without_values(tmp_path: Path) -> None:
             "source": "existing",
         }
     ]
+
+
+GATEWAY_CRDS = (
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.0/standard-install.yaml"
+)
+
+
+def test_remote_manifests_are_listed_first_and_not_fetched(tmp_path: Path) -> None:
+    remote = [
+        {"name": "gateway-api-crds", "url": GATEWAY_CRDS},
+        {"name": "mirrored", "url": "/srv/mirror/operator.yaml", "checksum": "sha256:" + "ab" * 32},
+    ]
+    first = run_module(
+        "aistack.platform.manifest_bundle", bundle(tmp_path, remote_manifests=remote)
+    )
+    assert first["changed"] is True and first["remote_manifests"] == 2
+    listed = yaml.safe_load((tmp_path / "remote.yaml").read_text())["manifests"]
+    assert listed == remote
+    # URLs are kustomize resources (before the bundle's own objects); local paths are not
+    kustomization = yaml.safe_load((tmp_path / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == [GATEWAY_CRDS, "01-service-qdrant.yaml"]
+    again = run_module(
+        "aistack.platform.manifest_bundle", bundle(tmp_path, remote_manifests=remote)
+    )
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            {"name": "crds", "url": "https://raw.githubusercontent.com/o/r/main/release/op.yaml"},
+            "follows a branch; pin a release version or give a checksum",
+        ),
+        (
+            {"name": "crds", "url": "https://example.org/crds.yaml"},
+            "carries no version; pin a release version or give a checksum",
+        ),
+        ({"name": "crds", "url": "crds/v1.0.0.yaml"}, "must be an http(s) URL or an absolute path"),
+        ({"name": "CRDs", "url": GATEWAY_CRDS}, "must be lower-case letters, digits and '-'"),
+        ({"name": "crds", "url": GATEWAY_CRDS, "checksum": "abc"}, "must look like sha256:<hex>"),
+    ],
+)
+def test_unpinned_or_malformed_remote_manifests_are_rejected(
+    tmp_path: Path, item: dict, message: str
+) -> None:
+    result = run_module(
+        "aistack.platform.manifest_bundle",
+        bundle(tmp_path / "out", remote_manifests=[item]),
+    )
+    assert result.get("failed") is True
+    assert message in result["msg"] and "RemoteManifest/" in result["msg"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checksum_pins_an_unversioned_url_and_names_are_unique(tmp_path: Path) -> None:
+    pinned = {"name": "crds", "url": "https://example.org/crds.yaml", "checksum": "sha256:00ff"}
+    ok = run_module("aistack.platform.manifest_bundle", bundle(tmp_path, remote_manifests=[pinned]))
+    assert ok.get("failed") is not True, ok
+    twice = run_module(
+        "aistack.platform.manifest_bundle",
+        bundle(tmp_path, remote_manifests=[pinned, {**pinned, "url": GATEWAY_CRDS}]),
+    )
+    assert twice.get("failed") is True and "name 'crds' is used twice" in twice["msg"]

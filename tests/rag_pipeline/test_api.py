@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
+from rag_pipeline.documents import content_hash
 from rag_pipeline.models import DocumentIn, QueryRequest
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.stores.base import ChunkPoint, VectorStore
@@ -78,17 +79,27 @@ def test_idempotent_reingest_and_replace(client: TestClient, embedder: object) -
     r = client.post("/ingest", json={"text": text, "metadata": {"v": 1}})
     first = r.json()
     assert first["status"] == "created" and first["chunks_created"] == 3
-    assert first["document_id"] == first["content_hash"]
+    # the default id is the text's hash; the version hash covers the metadata too
+    assert first["document_id"] == content_hash(text) != first["content_hash"]
+    assert first["content_hash"] == content_hash(text, {"v": 1})
     assert set(first["latency_ms"]) >= {"chunk", "embed", "upsert", "total"}
     calls = []
     original = embedder.embed  # type: ignore[attr-defined]
     embedder.embed = lambda texts: calls.append(texts) or original(texts)  # type: ignore[attr-defined]
     try:
-        again = client.post("/ingest", json={"text": text}).json()
+        again = client.post("/ingest", json={"text": text, "metadata": {"v": 1}}).json()
     finally:
         embedder.embed = original  # type: ignore[attr-defined]
     assert again["status"] == "unchanged" and again["chunks_created"] == 0
     assert calls == []  # unchanged content is not re-embedded
+    # Same text, new metadata: a new version, whose chunks replace the old ones.
+    relabelled = client.post("/ingest", json={"text": text, "metadata": {"v": 2}}).json()
+    assert (relabelled["status"], relabelled["chunks_created"]) == ("updated", 3)
+    assert relabelled["document_id"] == first["document_id"]
+    stored = {d["document_id"]: d for d in client.get("/documents").json()["documents"]}
+    assert stored[first["document_id"]]["metadata"] == {"v": 2}
+    assert stored[first["document_id"]]["chunks"] == 3
+    client.post("/ingest", json={"text": text, "metadata": {"v": 1}})
     # Same id, new content: every old chunk is replaced.
     r1 = client.post("/ingest", json={"text": text, "document_id": "doc"}).json()
     r2 = client.post("/ingest", json={"text": "short new version", "document_id": "doc"}).json()

@@ -69,6 +69,22 @@ class Bundle:
         secrets: list[dict[str, Any]] = yaml.safe_load(path.read_text(encoding="utf-8"))["secrets"]
         return secrets
 
+    def remote(self) -> list[dict[str, Any]]:
+        """The upstream release manifests listed in remote.yaml ([] when there are none)."""
+        path = self.root / "remote.yaml"
+        if not path.exists():
+            return []
+        manifests: list[dict[str, Any]] = yaml.safe_load(path.read_text(encoding="utf-8"))[
+            "manifests"
+        ]
+        return manifests
+
+    def kustomization(self) -> dict[str, Any]:
+        data: dict[str, Any] = yaml.safe_load(
+            (self.root / "kustomization.yaml").read_text(encoding="utf-8")
+        )
+        return data
+
     def text(self) -> str:
         return "\n".join(p.read_text(encoding="utf-8") for p in sorted(self.root.rglob("*.yaml")))
 

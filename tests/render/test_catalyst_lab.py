@@ -16,6 +16,8 @@ import yaml
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
 
 ROLES = [
+    "cert_manager",
+    "gateway_api",
     "cloudnative_pg",
     "kube_prometheus_stack",
     "opentelemetry_collector",
@@ -46,6 +48,50 @@ def test_second_render_changes_nothing(lab: Path) -> None:
     out = render(lab.parent)
     recap = [line for line in out.splitlines() if line.startswith("catalyst-lab ")]
     assert recap and all("changed=0" in line for line in recap), out[-3000:]
+
+
+# -- cert_manager ------------------------------------------------------------------------
+
+
+def test_cert_manager_release_with_kept_crds(lab: Path) -> None:
+    cm = bundle(lab, "cert_manager")
+    release = cm.release("cert-manager")
+    assert release["chart"] == "jetstack/cert-manager"
+    assert release["repo_url"] == "https://charts.jetstack.io"
+    assert release["namespace"] == "cert-manager" and release["version"] == "v1.19.1"
+    values = cm.values("cert-manager")
+    assert values["crds"] == {"enabled": True, "keep": True}
+    assert "installCRDs" not in values
+    images = [values["image"]] + [values[p]["image"] for p in
+              ("webhook", "cainjector", "acmesolver", "startupapicheck")]  # fmt: skip
+    assert [i["repository"].rsplit("-", 1)[1] for i in images] == [
+        "controller", "webhook", "cainjector", "acmesolver", "startupapicheck"
+    ]  # fmt: skip
+    assert all(i["repository"].startswith("quay.io/jetstack/cert-manager-") for i in images)
+    assert {i["tag"] for i in images} == {"v1.19.1"}
+    # the platform layer runs before the Prometheus operator CRDs exist
+    assert values["prometheus"]["servicemonitor"]["enabled"] is False
+
+
+def test_cert_manager_internal_ca_chain(lab: Path) -> None:
+    cm = bundle(lab, "cert_manager")
+    root = cm.get("ClusterIssuer", "aistack-ca-selfsigned")
+    assert root["spec"] == {"selfSigned": {}}
+    ca = cm.get("Certificate", "aistack-ca")
+    assert ca["metadata"]["namespace"] == "cert-manager"  # the cluster resource namespace
+    assert ca["spec"]["isCA"] is True and ca["spec"]["secretName"] == "aistack-ca"
+    assert ca["spec"]["issuerRef"] == {
+        "name": "aistack-ca-selfsigned",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    issuer = cm.get("ClusterIssuer", "aistack-ca")
+    assert issuer["spec"] == {"ca": {"secretName": "aistack-ca"}}
+    # in apply order: the root, the CA certificate it signs, the issuer reading that CA
+    assert [o["metadata"]["name"] for o in cm.objects()] == [
+        "aistack-ca-selfsigned", "aistack-ca", "aistack-ca"
+    ]  # fmt: skip
+    assert cm.required_secrets() == []  # the CA key is made in the cluster, never rendered
 
 
 # -- cloudnative_pg ---------------------------------------------------------------------
@@ -340,10 +386,96 @@ def test_llama_stack_run_config_providers(lab: Path) -> None:
     assert run["server"]["port"] == 8321
 
 
+def test_llama_stack_operator_from_its_pinned_release_manifest(lab: Path) -> None:
+    stack = bundle(lab, "llama_stack")
+    url = (
+        "https://raw.githubusercontent.com/llamastack/llama-stack-k8s-operator/"
+        "v0.4.0/release/operator.yaml"
+    )
+    assert stack.remote() == [{"name": "llama-stack-operator", "url": url}]
+    # the operator (and its CRD) comes before the distribution it reconciles
+    assert stack.kustomization()["resources"][0] == url
+
+
+# -- gateway_api -------------------------------------------------------------------------
+
+
+def test_gateway_api_and_inference_extension_crds(lab: Path) -> None:
+    gw = bundle(lab, "gateway_api")
+    assert gw.remote() == [
+        {
+            "name": "gateway-api-crds",
+            "url": "https://github.com/kubernetes-sigs/gateway-api/releases/download/"
+            "v1.4.0/standard-install.yaml",
+        },
+        {
+            "name": "inference-extension-crds",
+            "url": "https://github.com/kubernetes-sigs/gateway-api-inference-extension/"
+            "releases/download/v1.0.1/manifests.yaml",
+        },
+    ]
+    assert gw.kustomization()["resources"] == [m["url"] for m in gw.remote()]
+
+
+def test_gateway_api_istio_provider_with_inference_extension(lab: Path) -> None:
+    gw = bundle(lab, "gateway_api")
+    base, istiod = gw.release("istio-base"), gw.release("istiod")
+    assert (base["chart"], istiod["chart"]) == ("base", "istiod")
+    assert (
+        base["repo_url"]
+        == istiod["repo_url"]
+        == "https://istio-release.storage.googleapis.com/charts"
+    )
+    assert base["version"] == istiod["version"] == "1.28.0"
+    assert base["namespace"] == istiod["namespace"] == "istio-system"
+    values = gw.values("istiod")
+    assert values["pilot"]["env"]["ENABLE_GATEWAY_API_INFERENCE_EXTENSION"] == "true"
+    assert values["global"] == {"hub": "docker.io/istio", "tag": "1.28.0"}
+    # llm-d's Gateway uses the class that istiod creates
+    gateway = bundle(lab, "llm_d").get("Gateway")
+    assert gateway["spec"]["gatewayClassName"] == "istio"
+
+
+def test_gateway_api_without_a_provider(tmp_path: Path) -> None:
+    render(tmp_path, "gateway_api_provider=none", playbooks=("playbooks/platform.yml",))
+    gw = Bundle(tmp_path / "catalyst-lab" / "gateway_api")
+    assert len(gw.remote()) == 2
+    assert not (gw.root / "helm").exists()
+
+
 # -- invalid settings fail before anything is rendered -----------------------------------
 
 # One run per role: a role's validation reports every invalid setting at once.
 INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
+    "gateway_api": (
+        "platform",
+        "gateway_api",
+        {"gateway_api_version": "main", "gateway_api_crds_checksum": "deadbeef"},
+        [
+            'gateway_api_version must be a release such as v1.4.0, got "main"',
+            "the CRD checksums must be empty or <algorithm>:<hex>",
+        ],
+    ),
+    "gateway_api provider": (
+        "platform",
+        "gateway_api",
+        {"gateway_api_provider": "nginx"},
+        ["value of gateway_api_provider must be one of: istio, none, got: nginx"],
+    ),
+    "cert_manager": (
+        "platform",
+        "cert_manager",
+        {
+            "cert_manager_image_tag": "latest",
+            "cert_manager_internal_ca_issuer": "Internal_CA",
+            "cert_manager_internal_ca_duration": "10 years",
+        },
+        [
+            'cert_manager_image_tag must be pinned, not "latest"',
+            'cert_manager_internal_ca_issuer must be a DNS label, got "Internal_CA"',
+            "cert_manager_internal_ca_duration and cert_manager_internal_ca_renew_before",
+        ],
+    ),
     "cloudnative_pg": (
         "data",
         "cloudnative_pg",

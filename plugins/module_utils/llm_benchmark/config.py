@@ -46,6 +46,7 @@ class BenchmarkConfig:
     stream: bool = True
     profile: str = "concurrent"
     concurrency: int | None = None
+    rampup: float = 0.0
     rate: list[float] | None = None
     max_requests: int | None = None
     max_seconds: float | None = None
@@ -94,6 +95,7 @@ class BenchmarkConfig:
         self.seed = _int(self.seed, "seed", 0) or 0
         self.timeout = _num(self.timeout, "timeout", positive=True) or 120.0
         self.drain_timeout = _num(self.drain_timeout, "drain_timeout") or 0.0
+        self.rampup = _num(self.rampup, "rampup") or 0.0
         self.sweep_points = _int(self.sweep_points, "sweep_points", 1) or 5
         if self.rate is not None:
             rates = self.rate if isinstance(self.rate, list | tuple) else [self.rate]
@@ -105,6 +107,13 @@ class BenchmarkConfig:
             raise ConfigError("profile synchronous sends one request at a time: drop concurrency")
         if p == "concurrent" and self.concurrency is None:
             raise ConfigError("profile concurrent requires concurrency")
+        if self.rampup and p in ("synchronous", "constant", "poisson"):
+            raise ConfigError(
+                f"rampup spreads the start of concurrent streams; profile {p} does not use it "
+                "(use concurrent, or sweep for its throughput phase)"
+            )
+        if self.rampup and p == "sweep" and self.rate:
+            raise ConfigError("rampup applies to a sweep's throughput phase, which rate replaces")
         if p in ("synchronous", "concurrent") and self.rate:
             raise ConfigError(f"rate is not used with profile {p}; use constant, poisson or sweep")
         if p in ("constant", "poisson"):

@@ -4,6 +4,8 @@
 
 - ``synchronous``: one request at a time.
 - ``concurrent``: ``concurrency`` closed-loop streams (no per-worker caps: one event loop).
+  With ``rampup`` seconds, stream ``i`` sends its first request at ``t0 + rampup * i / n``
+  instead of all at once, so the streams do not stay in lock-step (see ``BenchmarkConfig``).
 - ``constant`` / ``poisson``: open loop at ``rate`` requests/s (evenly spaced / exponential
   gaps, seeded); ``concurrency`` then caps in-flight requests (unbounded by default).
 - ``sweep``: synchronous, then concurrent (the throughput ceiling), then ``constant`` at each
@@ -43,6 +45,7 @@ class Phase:
     rate: float | None = None
     max_requests: int | None = None
     max_seconds: float | None = None
+    rampup: float = 0.0  # concurrent only: spread the streams' first requests over this
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -52,6 +55,7 @@ class Phase:
             "rate": self.rate,
             "max_requests": self.max_requests,
             "max_seconds": self.max_seconds,
+            "rampup": self.rampup,
         }
 
 
@@ -119,10 +123,12 @@ async def run_phase(
         if max_requests is not None:
             workers = min(workers, max(max_requests, 1))
 
-        async def worker() -> None:
+        async def worker(first_at: float) -> None:
             req = pool.request
             add = rec.add
             me = asyncio.current_task()
+            if first_at > t0:
+                await asyncio.sleep(first_at - perf_counter())
             while True:
                 now = perf_counter()
                 if limit_reached(now):
@@ -137,7 +143,8 @@ async def run_phase(
                 if res[4] >= st.next_progress:
                     report(res[4])
 
-        tasks = [asyncio.ensure_future(worker()) for _worker in range(workers)]
+        ramp = max(phase.rampup, 0.0)
+        tasks = [asyncio.ensure_future(worker(t0 + ramp * i / workers)) for i in range(workers)]
         for t in tasks:
             inflight.setdefault(t, (t0, t0, est_tokens))
         await _wait_bounded(tasks, deadline, drain_timeout, st)

@@ -58,7 +58,15 @@ def plan_phases(cfg: BenchmarkConfig) -> list[Phase]:
     if p == "synchronous":
         return [Phase("synchronous", "concurrent", 1, **lim)]
     if p == "concurrent":
-        return [Phase(f"concurrent@{cfg.concurrency}", "concurrent", cfg.concurrency, **lim)]
+        return [
+            Phase(
+                f"concurrent@{cfg.concurrency}",
+                "concurrent",
+                cfg.concurrency,
+                rampup=cfg.rampup,
+                **lim,
+            )
+        ]
     if p in ("constant", "poisson"):
         rate = (cfg.rate or [1.0])[0]
         return [Phase(f"{p}@{rate:g}", p, cfg.concurrency, rate, **lim)]
@@ -67,7 +75,7 @@ def plan_phases(cfg: BenchmarkConfig) -> list[Phase]:
         phases += [Phase(f"constant@{r:g}", "constant", None, r, **lim) for r in cfg.rate]
     else:
         conc = cfg.concurrency or 32
-        phases.append(Phase(f"throughput@{conc}", "concurrent", conc, **lim))
+        phases.append(Phase(f"throughput@{conc}", "concurrent", conc, rampup=cfg.rampup, **lim))
     return phases
 
 
@@ -82,6 +90,7 @@ def _warmup_phase(cfg: BenchmarkConfig, phase: Phase) -> Phase | None:
         phase.rate,
         max_requests=w.get("requests") or None,
         max_seconds=w.get("seconds") or None,
+        rampup=phase.rampup,
     )
 
 

@@ -157,8 +157,8 @@ class Pipeline:
                 chunks = chunk_words(doc.text, s.chunk_size, s.chunk_overlap)
                 if not chunks:
                     raise InvalidInputError(f"document {i}: text has no words")
-                digest = content_hash(doc.text)
-                doc_id = doc.document_id or digest
+                digest = content_hash(doc.text, doc.metadata)
+                doc_id = doc.document_id or content_hash(doc.text)
                 if doc_id in seen:
                     raise InvalidInputError(f"document {i}: duplicate document_id {doc_id!r}")
                 seen.add(doc_id)

@@ -87,10 +87,23 @@ def test_extract_formats(docs: Path, tmp_path: Path) -> None:
         du.extract(du.SourceFile(str(tmp_path / "broken.pdf"), "broken.pdf", "pdf"))
 
 
-def test_content_hash_matches_the_service() -> None:
+def test_content_hash_matches_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import sys
+
     from rag_pipeline.documents import content_hash
 
+    meta = {"team": "platform", "title": "Intro", "tags": ["a", "é"], "n": 1}
+    reordered = dict(reversed(list(meta.items())))
     assert du.content_hash("héllo") == content_hash("héllo")
+    assert du.content_hash("héllo") == hashlib.sha256("héllo".encode()).hexdigest()
+    assert du.content_hash("héllo", meta) == content_hash("héllo", reordered)
+    assert du.content_hash("héllo", meta) != du.content_hash("héllo")
+    assert du.content_hash("héllo", meta) != du.content_hash("héllo", {**meta, "team": "ml"})
+    # The module's own copy (used where rag_pipeline is not installed) gives the same hashes.
+    monkeypatch.setitem(sys.modules, "rag_pipeline.documents", None)
+    assert du.content_hash("héllo", meta) == content_hash("héllo", meta)
+    assert du.content_hash("héllo", {}) == content_hash("héllo")
 
 
 # ---------------------------------------------------------------- unit: batching, retries
@@ -209,9 +222,15 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     now = listed(service)
     assert "notes.txt" not in now
     assert now["intro.md"]["content_hash"] == du.content_hash(
-        "# Introduction\n\nNow with Longhorn storage too."
+        "# Introduction\n\nNow with Longhorn storage too.", now["intro.md"]["metadata"]
     )
     assert ingest(args)["changed"] is False
+
+    # A metadata-only change is a new version of every document it touches.
+    relabelled = ingest({**args, "metadata": {"team": "platform"}})
+    assert (relabelled["updated"], relabelled["unchanged"]) == (4, 0), relabelled
+    assert all(d["metadata"]["team"] == "platform" for d in listed(service).values())
+    assert ingest({**args, "metadata": {"team": "platform"}})["changed"] is False
 
 
 def test_service_prune_only_touches_own_documents(

@@ -48,11 +48,28 @@ def test_defaults():
         ({"endpoint": "embeddings"}, "endpoint must be one of"),
         ({"profile": "burst"}, "profile must be one of"),
         ({"bogus": 1}, "unknown option"),
+        ({"rampup": -1}, "rampup must be >= 0"),
+        ({"rampup": "slow"}, "rampup must be a number"),
+        ({"rampup": 1, "profile": "constant", "rate": [2]}, "profile constant does not use it"),
+        ({"rampup": 1, "profile": "synchronous", "concurrency": None}, "does not use it"),
+        ({"rampup": 1, "profile": "sweep", "rate": [2]}, "which rate replaces"),
     ],
 )
 def test_bad_options(opts, message):
     with pytest.raises(ConfigError, match=message):
         cfg(**opts)
+
+
+def test_rampup_reaches_the_concurrent_phases():
+    from ansible_collections.aistack.platform.plugins.module_utils.llm_benchmark.runner import (
+        plan_phases,
+    )
+
+    assert cfg().rampup == 0.0
+    assert [p.rampup for p in plan_phases(cfg(rampup=0.5))] == [0.5]
+    sweep = plan_phases(cfg(profile="sweep", rampup=2, concurrency=8))
+    # the synchronous reference phase has one stream: nothing to spread
+    assert [(p.name, p.rampup) for p in sweep] == [("synchronous", 0.0), ("throughput@8", 2.0)]
 
 
 def test_rate_scalar_and_sweep_list():

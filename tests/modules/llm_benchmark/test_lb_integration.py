@@ -152,6 +152,7 @@ def test_module_via_ansible_success_and_stats(mocks, tmp_path):
             "base_url": mocks["fast"].url,
             "api_key": "not-shown",
             "concurrency": 4,
+            "rampup": 0.2,
             "max_requests": 20,
             "output_tokens": 6,
             "report_dir": str(tmp_path),
@@ -160,6 +161,7 @@ def test_module_via_ansible_success_and_stats(mocks, tmp_path):
     )
     assert not out.get("failed"), out
     assert out["changed"] is True and out["slo"]["passed"] is True
+    assert out["plan"]["phases"][0]["rampup"] == 0.2
     stats = out["stats"]
     assert stats["successful"] == 20 and stats["slo_passed"] is True
     assert {"ttft_p95_ms", "itl_mean_ms", "latency_p99_ms", "tpot_p50_ms"} <= set(stats)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 from time import perf_counter
 
@@ -120,3 +121,19 @@ def test_progress_events():
 def test_sweep_rates():
     assert sweep_rates(1.0, 11.0, 4) == [3.0, 5.0, 7.0, 9.0]
     assert sweep_rates(11.0, 1.0, 1) == [6.0]
+
+
+def test_rampup_spreads_the_first_requests_of_concurrent_streams():
+    pool = FakePool(0.5)
+    rec, _, _ = run(pool, Phase("c", "concurrent", 4, max_requests=4, rampup=0.4))
+    firsts = sorted(pool.sent)
+    gaps = [b - a for a, b in itertools.pairwise(firsts)]
+    # stream i starts at rampup * i / 4: 100 ms apart, not all at once
+    assert all(g == pytest.approx(0.1, abs=0.04) for g in gaps)
+    assert len(rec) == 4 and pool.max_inflight == 4
+
+
+def test_without_rampup_concurrent_streams_start_together():
+    pool = FakePool(0.2)
+    run(pool, Phase("c", "concurrent", 4, max_requests=4))
+    assert max(pool.sent) - min(pool.sent) < 0.03
