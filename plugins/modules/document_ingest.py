@@ -263,7 +263,7 @@ files:
       description: Detected format (V(text), V(markdown), V(html), V(pdf)).
       type: str
     content_hash:
-      description: SHA-256 of the extracted text.
+      description: SHA-256 of the extracted text and the metadata stored with it (the version).
       type: str
     chunks:
       description: Chunks written for the file.

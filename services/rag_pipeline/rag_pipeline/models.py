@@ -38,7 +38,9 @@ IngestStatus = Literal["created", "updated", "unchanged"]
 class IngestResponse(BaseModel):
     collection_name: str
     document_id: str
-    content_hash: str
+    content_hash: str = Field(
+        description="SHA-256 of this version: the text, plus the metadata as canonical JSON"
+    )
     status: IngestStatus
     chunks_created: int
     latency_ms: dict[str, float] = Field(default_factory=dict)
@@ -92,7 +94,7 @@ class QueryResponse(BaseModel):
 
 class DocumentSummary(BaseModel):
     document_id: str
-    content_hash: str
+    content_hash: str = Field(description="SHA-256 of the stored version (text and metadata)")
     chunks: int
     metadata: dict[str, Any] = Field(default_factory=dict)
 
