@@ -21,7 +21,9 @@ description:
     stored with it (O(metadata), the title found in the file, C(source_path), C(format)) is
     compared with the hash the collection holds for that document; unchanged files are not
     sent at all, and a run where nothing changed reports C(changed=false). A change of
-    O(metadata) alone, or moving O(base_dir), updates the documents concerned.
+    O(metadata) alone updates (re-embeds) the documents concerned; the same files read from
+    another location (another checkout or CI workspace) differ only in C(source_path) and are
+    left unchanged.
   - Every document carries C(metadata.source_path) and
     C(metadata.ingested_by=aistack.platform.document_ingest); O(prune) only ever removes
     documents with that mark.
@@ -630,6 +632,18 @@ def batches(
     return out
 
 
+def same_but_moved(doc: dict[str, Any], have: dict[str, Any]) -> str | None:
+    """The hash ``doc`` would have at the stored ``source_path``.
+
+    The same files read from another checkout, CI workspace or mount point differ only in
+    their absolute path; that alone is not a change worth re-embedding them for.
+    """
+    stored = (have.get("metadata") or {}).get("source_path")
+    if not stored or stored == doc["metadata"].get("source_path"):
+        return None
+    return content_hash(doc["text"], {**doc["metadata"], "source_path": stored})
+
+
 def run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
     started = time.perf_counter()
@@ -739,7 +753,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         for source, doc, digest in documents:
             entry = entries[source.document_id]
             have = existing.get(source.document_id)
-            if have is not None and have.get("content_hash") == digest:
+            if have is not None and have.get("content_hash") in (digest, same_but_moved(doc, have)):
                 entry.update(status="unchanged", chunks=0)
             else:
                 entry["status"] = "updated" if have is not None else "ingested"
@@ -792,6 +806,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         failures: list[str] = []
         fatal: str | None = None
         confirmed: set[str] = set()
+        hash_skew: list[str] = []  # documents the target hashed differently (an older service)
         for batch in batches(pending, params["batch_size"], params["max_batch_bytes"]):
             if fatal:
                 for source, _doc in batch:
@@ -828,12 +843,21 @@ def run(module: AnsibleModule) -> dict[str, Any]:
                 if entry is None:
                     continue
                 status = {"created": "ingested"}.get(item["status"], item["status"])
+                if item.get("content_hash") not in (None, entry.get("content_hash")):
+                    hash_skew.append(item["document_id"])
                 entry.update(status=status, chunks=int(item.get("chunks_created", 0)))
                 confirmed.add(item["document_id"])
         for source, _doc in pending:
             entry = entries[source.document_id]
             if source.document_id not in confirmed and entry["status"] in ("ingested", "updated"):
                 entry["status"] = "pending"  # planned, never confirmed by the target
+        if hash_skew:
+            module.warn(
+                f"the target computed other content hashes than this module for "
+                f"{len(hash_skew)} document(s) (first: {hash_skew[0]}): it is most likely a RAG "
+                "service older than rag_pipeline 0.2.0, which hashes the text only, ignores "
+                "metadata-only changes and makes every run report changes; upgrade the service"
+            )
 
         if not failures:
             for document_id in prunable:

@@ -79,9 +79,12 @@ options:
         their first request, stream I(i) of I(n) starting at I(rampup * i / n), as guidellm's
         C(rampup). With C(0) all streams start together and, since a closed loop sends the
         next request as soon as one ends, tend to stay in lock-step; a server that queues work
-        per arriving request then shows a higher TTFT than under staggered arrivals. Setting
-        it to about one request's duration spreads the arrivals evenly.
-      - Not allowed with C(synchronous), C(constant) and C(poisson).
+        per arriving request then shows a higher TTFT than under staggered arrivals. About one
+        request's duration spreads the arrivals evenly.
+      - The ramp is part of each measured phase (and of its warm-up), so requests per second
+        include it; streams not started when the phase ends send nothing and are not counted.
+      - Not allowed with C(synchronous), C(constant) and C(poisson), nor with a C(sweep) given
+        O(rate) (it has no throughput phase).
     type: float
     default: 0.0
   rate:

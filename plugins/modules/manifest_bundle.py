@@ -83,9 +83,14 @@ options:
         published instead of being rendered here, before everything else of the component.
       - They are listed in C(remote.yaml) and, when they are URLs, at the top of the
         C(kustomization.yaml) resources; their content is not fetched or validated by this
-        module (the deploy role downloads and applies them in C(apply) mode).
-      - Each one must be pinned, by a version in its URL or path (C(/v1.4.0/), C(?ref=v1.4.0))
-        or by a O(remote_manifests[].checksum); branch names such as C(main) are rejected.
+        module (the deploy role downloads and applies them in C(apply) mode). Local paths
+        (mirrored copies) cannot be kustomize resources outside the bundle, so a GitOps tool
+        must apply those itself (C(remote.yaml) names them). Apply a bundle with CRDs
+        server-side (C(kubectl apply --server-side -k)), since large CRDs exceed the client-side
+        annotation limit.
+      - Each one must be pinned, by a MAJOR.MINOR.PATCH version in its URL or path
+        (C(/v1.4.0/), C(?ref=v1.4.0)) or by a O(remote_manifests[].checksum); branch names such
+        as C(main) are rejected, and plain C(http://) needs a checksum.
     type: list
     elements: dict
     default: []
@@ -246,9 +251,9 @@ HEADER = "# Rendered by aistack.platform; changes are overwritten on the next re
 PINNED_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 MANAGED_SUFFIXES = (".yaml", ".yml")
 # A remote manifest is pinned by a version in its URL (a path segment or a ref/version query).
-PINNED_URL = re.compile(r"(/|[?&](ref|version)=)v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?(/|$|&)")
+PINNED_URL = re.compile(r"(/|[?&](ref|version)=)v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?(/|$|&)")
 FLOATING_REF = re.compile(r"(/|[?&]ref=)(main|master|latest|head|HEAD)(/|$|&)")
-CHECKSUM = re.compile(r"^(md5|sha1|sha224|sha256|sha384|sha512):[0-9a-fA-F]+$")
+DIGEST_LENGTH = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 
 
 class _Dumper(yaml.SafeDumper if HAS_YAML else object):  # type: ignore[misc]
@@ -285,8 +290,9 @@ def plan_files(
         files["remote.yaml"] = HEADER + to_yaml(
             {
                 "description": "Upstream release manifests applied as published, before the "
-                "objects of this bundle (CRDs first). Kept on removal: deleting a CRD deletes "
-                "every object of its kinds.",
+                "objects of this bundle (CRDs first; apply server-side). URLs are also in "
+                "kustomization.yaml; local paths are not (apply them first yourself). Kept on "
+                "removal: deleting a CRD deletes every object of its kinds.",
                 "manifests": [
                     {k: r[k] for k in ("name", "url", "checksum") if r.get(k)} for r in remote
                 ],
@@ -370,6 +376,16 @@ def validate_releases(releases: list[dict[str, Any]]) -> list[dict[str, str]]:
     return errors
 
 
+def _valid_checksum(checksum: str) -> bool:
+    algorithm, _sep, digest = checksum.partition(":")
+    length = DIGEST_LENGTH.get(algorithm)
+    return (
+        length is not None
+        and len(digest) == length
+        and re.fullmatch(r"[0-9a-fA-F]+", digest) is not None
+    )
+
+
 def validate_remote(remote: list[dict[str, Any]]) -> list[dict[str, str]]:
     errors = []
     seen: set[str] = set()
@@ -382,8 +398,12 @@ def validate_remote(remote: list[dict[str, Any]]) -> list[dict[str, str]]:
             message = f"name {name!r} is used twice"
         elif not (url.startswith(("https://", "http://")) or os.path.isabs(url)):
             message = f"url {url!r} must be an http(s) URL or an absolute path"
-        elif checksum and not CHECKSUM.match(checksum):
-            message = f"checksum {checksum!r} must look like sha256:<hex>"
+        elif checksum and not _valid_checksum(checksum):
+            message = (
+                f"checksum {checksum!r} must be <algorithm>:<hex digest>, such as sha256:<64 hex>"
+            )
+        elif url.startswith("http://") and not checksum:
+            message = f"url {url!r} is plain http: give a checksum (or use https)"
         elif FLOATING_REF.search(url) and not checksum:
             message = f"url {url!r} follows a branch; pin a release version or give a checksum"
         elif not PINNED_URL.search(url) and not checksum:

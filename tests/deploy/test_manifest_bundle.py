@@ -217,7 +217,22 @@ def test_remote_manifests_are_listed_first_and_not_fetched(tmp_path: Path) -> No
         ),
         ({"name": "crds", "url": "crds/v1.0.0.yaml"}, "must be an http(s) URL or an absolute path"),
         ({"name": "CRDs", "url": GATEWAY_CRDS}, "must be lower-case letters, digits and '-'"),
-        ({"name": "crds", "url": GATEWAY_CRDS, "checksum": "abc"}, "must look like sha256:<hex>"),
+        (
+            {"name": "crds", "url": GATEWAY_CRDS, "checksum": "abc"},
+            "must be <algorithm>:<hex digest>",
+        ),
+        (
+            {"name": "crds", "url": GATEWAY_CRDS, "checksum": "sha256:00ff"},
+            "must be <algorithm>:<hex digest>",
+        ),
+        (
+            {"name": "crds", "url": "https://github.com/o/r/config/crd?ref=v1.2"},
+            "carries no version",
+        ),
+        (
+            {"name": "crds", "url": "http://mirror.local/v1.4.0/standard-install.yaml"},
+            "is plain http: give a checksum",
+        ),
     ],
 )
 def test_unpinned_or_malformed_remote_manifests_are_rejected(
@@ -233,7 +248,11 @@ def test_unpinned_or_malformed_remote_manifests_are_rejected(
 
 
 def test_a_checksum_pins_an_unversioned_url_and_names_are_unique(tmp_path: Path) -> None:
-    pinned = {"name": "crds", "url": "https://example.org/crds.yaml", "checksum": "sha256:00ff"}
+    pinned = {
+        "name": "crds",
+        "url": "https://example.org/crds.yaml",
+        "checksum": "sha256:" + "0f" * 32,
+    }
     ok = run_module("aistack.platform.manifest_bundle", bundle(tmp_path, remote_manifests=[pinned]))
     assert ok.get("failed") is not True, ok
     twice = run_module(

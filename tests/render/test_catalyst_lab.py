@@ -453,7 +453,7 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
         {"gateway_api_version": "main", "gateway_api_crds_checksum": "deadbeef"},
         [
             'gateway_api_version must be a release such as v1.4.0, got "main"',
-            "the CRD checksums must be empty or <algorithm>:<hex>",
+            "the CRD checksums must be empty or <algorithm>:<hex digest>",
         ],
     ),
     "gateway_api provider": (

@@ -202,7 +202,9 @@ def _num(v: Any, name: str, positive: bool = False) -> float | None:
         x = float(v)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a number, got {v!r}") from None
-    if math.isnan(x) or x < 0 or (positive and x == 0):
+    if not math.isfinite(x):
+        raise ConfigError(f"{name} must be a finite number, got {v!r}")
+    if x < 0 or (positive and x == 0):
         raise ConfigError(f"{name} must be {'> 0' if positive else '>= 0'}, got {v!r}")
     return x
 

@@ -19,6 +19,7 @@ incomplete. No phase can hang the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 from collections.abc import Callable
@@ -67,12 +68,17 @@ def sweep_rates(sync_rps: float, max_rps: float, points: int) -> list[float]:
 
 
 class _State:
-    __slots__ = ("issued", "next_progress", "stop")
+    __slots__ = ("halted", "issued", "next_progress", "stop")
 
     def __init__(self) -> None:
         self.issued = 0
         self.stop = False
         self.next_progress = 0.0
+        self.halted = asyncio.Event()  # wakes streams still waiting for their rampup start
+
+    def halt(self) -> None:
+        self.stop = True
+        self.halted.set()
 
 
 async def run_phase(
@@ -115,7 +121,7 @@ async def run_phase(
 
     def limit_reached(now: float) -> bool:
         if st.stop or now >= deadline or (max_requests is not None and st.issued >= max_requests):
-            st.stop = True
+            st.halt()
         return st.stop
 
     if phase.mode == "concurrent":
@@ -127,8 +133,11 @@ async def run_phase(
             req = pool.request
             add = rec.add
             me = asyncio.current_task()
-            if first_at > t0:
-                await asyncio.sleep(first_at - perf_counter())
+            # Rampup: wait for this stream's start, but not past the phase's end.
+            delay = min(first_at, deadline) - perf_counter()
+            if delay > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(st.halted.wait(), delay)
             while True:
                 now = perf_counter()
                 if limit_reached(now):
@@ -144,9 +153,12 @@ async def run_phase(
                     report(res[4])
 
         ramp = max(phase.rampup, 0.0)
-        tasks = [asyncio.ensure_future(worker(t0 + ramp * i / workers)) for i in range(workers)]
-        for t in tasks:
-            inflight.setdefault(t, (t0, t0, est_tokens))
+        starts = [t0 + ramp * i / workers for i in range(workers)]
+        tasks = [asyncio.ensure_future(worker(first_at)) for first_at in starts]
+        for t, first_at in zip(tasks, starts, strict=True):
+            # start -1: not sent yet, so a stream still waiting for its rampup start is not
+            # counted as an incomplete request when the phase ends
+            inflight.setdefault(t, (first_at, t0 if first_at <= t0 else -1.0, est_tokens))
         await _wait_bounded(tasks, deadline, drain_timeout, st)
         _cancel_rest(tasks, inflight, rec, st)
     else:
@@ -178,7 +190,7 @@ async def run_phase(
         while True:
             now = perf_counter()
             if limit_reached(now) or next_t >= deadline:
-                st.stop = True
+                st.halt()
                 break
             if next_t > now:
                 await asyncio.sleep(next_t - now)
@@ -222,7 +234,7 @@ async def _wait_bounded(
     remaining = deadline - perf_counter()
     if remaining > 0:
         _done, pending = await asyncio.wait(pending, timeout=remaining)
-    st.stop = True
+    st.halt()
     if pending:
         await asyncio.wait(pending, timeout=max(drain_timeout, 0.0))
 

@@ -253,7 +253,8 @@ def render_html(cfg: BenchmarkConfig, result: dict[str, Any], phases: list[dict[
         f"<style>{_CSS}</style></head><body>",
         f"<h1>LLM benchmark: {esc(str(result.get('model')))}</h1>",
         f"<p>{esc(result['plan']['url'])} · profile <b>{esc(cfg.profile)}</b> · "
-        f"stream {cfg.stream} · started {esc(str(result.get('started')))} · "
+        + (f"rampup {cfg.rampup:g} s · " if cfg.rampup else "")
+        + f"stream {cfg.stream} · started {esc(str(result.get('started')))} · "
         f"{result.get('duration_s')} s</p>",
     ]
     slo = result.get("slo")

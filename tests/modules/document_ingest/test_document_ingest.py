@@ -232,6 +232,12 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     assert all(d["metadata"]["team"] == "platform" for d in listed(service).values())
     assert ingest({**args, "metadata": {"team": "platform"}})["changed"] is False
 
+    # The same files in another checkout (CI workspace): only source_path differs - no change.
+    moved = docs.parent / "another-checkout"
+    shutil.copytree(docs, moved)
+    elsewhere = ingest({**args, "paths": [str(moved)], "metadata": {"team": "platform"}})
+    assert elsewhere["changed"] is False and elsewhere["unchanged"] == 4, elsewhere
+
 
 def test_service_prune_only_touches_own_documents(
     ingest: Any, docs: Path, service: Service

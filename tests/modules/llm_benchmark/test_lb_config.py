@@ -50,6 +50,8 @@ def test_defaults():
         ({"bogus": 1}, "unknown option"),
         ({"rampup": -1}, "rampup must be >= 0"),
         ({"rampup": "slow"}, "rampup must be a number"),
+        ({"rampup": float("inf")}, "rampup must be a finite number"),
+        ({"max_seconds": "nan"}, "max_seconds must be a finite number"),
         ({"rampup": 1, "profile": "constant", "rate": [2]}, "profile constant does not use it"),
         ({"rampup": 1, "profile": "synchronous", "concurrency": None}, "does not use it"),
         ({"rampup": 1, "profile": "sweep", "rate": [2]}, "which rate replaces"),

@@ -127,10 +127,30 @@ def test_rampup_spreads_the_first_requests_of_concurrent_streams():
     pool = FakePool(0.5)
     rec, _, _ = run(pool, Phase("c", "concurrent", 4, max_requests=4, rampup=0.4))
     firsts = sorted(pool.sent)
-    gaps = [b - a for a, b in itertools.pairwise(firsts)]
-    # stream i starts at rampup * i / 4: 100 ms apart, not all at once
-    assert all(g == pytest.approx(0.1, abs=0.04) for g in gaps)
+    # stream i starts at rampup * i / 4: 0, 0.1, 0.2, 0.3 s - spread out, not all at once
+    assert 0.25 <= firsts[-1] - firsts[0] <= 0.45
+    assert all(b - a >= 0.05 for a, b in itertools.pairwise(firsts))
     assert len(rec) == 4 and pool.max_inflight == 4
+
+
+def test_rampup_streams_not_started_by_the_deadline_are_not_requests():
+    pool = FakePool(0.05)
+    t = perf_counter()
+    rec, _, _ = run(pool, Phase("c", "concurrent", 8, max_seconds=0.3, rampup=2.0), drain=5.0)
+    # 8 streams over 2 s: only the first two start inside 0.3 s; the other six never send,
+    # are not counted, and do not keep the phase open until their start time
+    assert perf_counter() - t < 1.0
+    assert len(pool.sent) == len(rec) and all(s == OK for s in rec.status)
+    assert {round(x - pool.sent[0], 1) for x in pool.sent} <= {0.0, 0.1, 0.2, 0.3}
+
+
+def test_rampup_streams_stop_waiting_once_max_requests_are_sent():
+    pool = FakePool(0.001)
+    t = perf_counter()
+    rec, _, _ = run(pool, Phase("c", "concurrent", 4, max_requests=40, rampup=3.0))
+    # stream 0 sends all 40 requests within ~0.1 s; the 3 streams still waiting give up at once
+    assert perf_counter() - t < 1.0
+    assert len(rec) == 40 and all(s == OK for s in rec.status)
 
 
 def test_without_rampup_concurrent_streams_start_together():

@@ -53,7 +53,7 @@ def _svgs(html: str) -> list[ET.Element]:
 def test_write_reports(tmp_path):
     cfg = BenchmarkConfig.from_dict(
         {"base_url": "http://h:1", "profile": "sweep", "max_requests": 50, "api_key": "sekrit",
-         "report_dir": str(tmp_path / "r"), "slo": {"ttft_p95_ms": 150}}
+         "report_dir": str(tmp_path / "r"), "slo": {"ttft_p95_ms": 150}, "rampup": 1.5}
     )  # fmt: skip
     phases = [_phase("synchronous", None, 50, 1), _phase("constant@5", 5.0, 50, 2)]
     result = {
@@ -72,6 +72,7 @@ def test_write_reports(tmp_path):
     html = Path(paths["report_html"]).read_text()
     assert "sekrit" not in html and "m&lt;1&gt;" in html and "&lt;boom&gt; &amp; co" in html
     assert "MISSED" in html and "Throughput vs target rate" in html
+    assert "rampup 1.5 s" in html and doc["config"]["rampup"] == 1.5
     svgs = _svgs(html)  # every plot parses as XML
     assert len(svgs) == 3 + 2 * 5
     assert not list(tmp_path.glob("r/.*"))  # no temp files left behind
