@@ -137,7 +137,6 @@ def _timed_mock(port: int, log_path: str, ttft_ms: float, itl_ms: float, tokens:
         rec = current.get(None)
         if rec is None:
             return await stream_content(self, stream_response, *args, **kw)
-        rec["tokens_start"] = time.time()
         write = stream_response.write
 
         class FirstWrite:  # ResponseStream.write is read-only: hand the handler a proxy
@@ -285,9 +284,17 @@ def run_ours(
 
 
 def run_minimal(
-    url: str, concurrency: int, total: int, max_tokens: int, rampup: float = 0.0
+    url: str,
+    concurrency: int,
+    total: int,
+    max_tokens: int,
+    prompt_file: str | None = None,
+    rampup: float = 0.0,
 ) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--minimal-client", url,
+    """Same call as the other clients; it sends its own prompts (``minimal_prompts_file``
+    writes exactly those for the others), so ``prompt_file`` is not read."""
+    chat = url.rstrip("/") + "/v1/chat/completions"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--minimal-client", chat,
            str(concurrency), str(total), str(max_tokens), str(rampup)]  # fmt: skip
     out, cpu, wall = run_measured(cmd)
     return {**json.loads(out), "cpu_s": cpu, "wall_s": wall}
@@ -383,7 +390,7 @@ class Scenario:
 
 SCENARIOS = (
     Scenario("c=1", 1, 20, 0.0, True),
-    Scenario("c=16, rampup 0.75 s", 16, 160, RAMPUP_S, True),
+    Scenario(f"c=16, rampup {RAMPUP_S:g} s", 16, 160, RAMPUP_S, True),
     # All 16 streams start at once and a closed loop keeps them in step: 16 requests reach
     # the mock together, and its one event loop tokenizes them one by one after the TTFT sleep,
     # so the server's own TTFT grows. How much depends on how much each client's dispatch
@@ -408,8 +415,7 @@ def accuracy(quick: bool, rounds: int) -> dict[str, dict[str, dict[str, Any]]]:
     # one event loop after the TTFT sleep, so different prompt text is different server work.
     prompt_dir = tempfile.mkdtemp(prefix="llm-bench-prompts-")
     try:
-        url = mock.url + "/v1/chat/completions"
-        run_minimal(url, 4, 8, 64)  # warm the server up; not measured
+        run_minimal(mock.url, 4, 8, 64)  # warm the server up; not measured
         for sc in SCENARIOS:
             total = max(sc.requests // 4, sc.concurrency * 2) if quick else sc.requests
             prompts = minimal_prompts_file(prompt_dir, total)
@@ -417,10 +423,7 @@ def accuracy(quick: bool, rounds: int) -> dict[str, dict[str, dict[str, Any]]]:
             for rnd in range(rounds):
                 for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
                     since = time.time()
-                    if name == "minimal":
-                        r = run_minimal(url, sc.concurrency, total, 64, sc.rampup)
-                    else:
-                        r = CLIENTS[name](mock.url, sc.concurrency, total, 64, prompts, sc.rampup)
+                    r = CLIENTS[name](mock.url, sc.concurrency, total, 64, prompts, sc.rampup)
                     r.update(server_timings(mock.timings, since, time.time()))
                     runs[name].append(r)
                     print(
@@ -457,10 +460,9 @@ def capacity(quick: bool) -> dict[str, dict[str, Any]]:
     total = 500 if quick else 2000
     out: dict[str, dict[str, Any]] = {}
     try:
-        run_minimal(mock.url + "/v1/chat/completions", 8, 100, 16)  # warm-up
+        run_minimal(mock.url, 8, 100, 16)  # warm-up
         for name, fn in CLIENTS.items():
-            target = mock.url if name != "minimal" else mock.url + "/v1/chat/completions"
-            r = fn(target, 32, total, 16)
+            r = fn(mock.url, 32, total, 16)
             r["cpu_per_request_ms"] = r["cpu_s"] / total * 1000
             out[name] = r
             print(

@@ -104,7 +104,9 @@ options:
         type: str
         required: true
       checksum:
-        description: Expected checksum, C(<algorithm>:<hex>) as for M(ansible.builtin.get_url).
+        description:
+          - Expected checksum, C(<algorithm>:<hex>) as for M(ansible.builtin.get_url).
+          - Empty means none.
         type: str
   secrets:
     description:
