@@ -75,6 +75,33 @@ def run_module(name: str, args: dict, *, check: bool = False, diff: bool = False
     return payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
+def run_module_process(
+    name: str, args: dict, *, check: bool = False, diff: bool = False, timeout: float = 300
+) -> dict:
+    """Runs one of the collection's modules in a child Python process, as AnsiballZ would.
+
+    The module never shares the test process: importing Ansible's module_utils patches
+    interpreter globals (``sys.intern``), after which torch cannot be imported any more, so
+    in-process module runs made the suites depend on their order. Faster than ``run_module``
+    (no controller, no connection plugin) and it returns the module's own JSON result.
+    """
+    module_args = {**args, "_ansible_check_mode": check, "_ansible_diff": diff}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "plugins" / "modules" / f"{name}.py")],
+        input=json.dumps({"ANSIBLE_MODULE_ARGS": module_args}),
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "collections")},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"{name}: no JSON result\n{proc.stdout}\n{proc.stderr}") from exc
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
