@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import ssl
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+if TYPE_CHECKING:  # importing ansible.module_utils.basic patches sys.intern: types only
+    from ansible.module_utils.basic import AnsibleModule
 
 try:
     from qdrant_client import QdrantClient
@@ -90,6 +91,9 @@ def connect(module: AnsibleModule) -> Any:
     before the module exits so that a service can open the same storage afterwards.
     """
     if not HAS_QDRANT_CLIENT:
+        # Imported here: this file stays importable without ansible.module_utils.basic.
+        from ansible.module_utils.basic import missing_required_lib
+
         module.fail_json(
             msg=missing_required_lib("qdrant-client"), exception=QDRANT_CLIENT_IMPORT_ERROR
         )

@@ -144,6 +144,22 @@ options:
     type: str
     choices: [present, absent]
     default: present
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Objects are validated as in a normal run (unless O(validate=false)); nothing is
+        written or removed, and RV(changed_files) lists the files that would be created,
+        changed or removed.
+  diff_mode:
+    support: full
+    description:
+      - With V(present), the before and after content of each file that changes (removed
+        files have an empty after). With V(absent), the list of files that are removed.
+  platform:
+    support: N/A
+    platforms: posix
+    description: Writes the bundle on the target host, usually C(localhost).
 notes:
   - Supports check mode and diff mode; in check mode nothing is written but validation runs.
 seealso:

@@ -2,22 +2,50 @@
 
 Embedded Qdrant keeps only the vector layout, sparse modifiers and aliases, so the in-place
 update of server-only settings (HNSW, optimizers, quantization, payload indexes) is checked
-against ``FakeServer``, a stand-in that keeps those settings as a Qdrant server does.
+against ``FakeServer``, a stand-in that keeps those settings as a Qdrant server does, passed
+as the client to the module_utils.
+
+The module itself runs in a child process (``run_module_process``) or through the ansible
+CLI (``run_module``): this file imports neither ``ansible.module_utils.basic`` nor
+``ansible.module_utils.testing``, directly or through the module_utils.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from qdrant_client import QdrantClient, models
 
 from ansible_collections.aistack.platform.plugins.module_utils import qdrant as qdrant_utils
-from ansible_collections.aistack.platform.plugins.modules import qdrant_collection as qc
-from tests.conftest import run_module
+from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection import (
+    actual as qc_actual,
+)
+from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection import (
+    apply as qc_apply,
+)
+from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection import (
+    compare as qc_compare,
+)
+from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection import (
+    desired as qc_desired,
+)
+from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection import (
+    manage as qc_manage,
+)
+from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection import (
+    plan as qc_plan,
+)
+from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection.common import (
+    CollectionError,
+    ConfigError,
+)
+from tests.conftest import REPO, run_module, run_module_process
 
 RAG_LAYOUT = {
     "vectors": {"dense": {"size": 384, "distance": "Cosine"}},
@@ -28,44 +56,31 @@ RAG_LAYOUT = {
 # --------------------------------------------------------------------------- helpers
 
 
-class Failed(Exception):
-    def __init__(self, msg: str, **kwargs: Any) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.result = kwargs
+def module_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Module parameters as AnsibleModule hands them over (unset options are None)."""
+    defaults: dict[str, Any] = {
+        "state": "present",
+        "recreate": False,
+        "path": None,
+        "url": "http://qdrant.test:6333",
+    }
+    for key in (
+        "vectors",
+        "sparse_vectors",
+        "hnsw_config",
+        "optimizers_config",
+        "quantization_config",
+        "on_disk_payload",
+        "payload_indexes",
+        "aliases",
+    ):
+        defaults[key] = None
+    return {**defaults, **params}
 
 
-class StubModule:
-    """The parts of AnsibleModule that qdrant_collection.run() uses."""
-
-    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
-        defaults = {
-            "state": "present",
-            "recreate": False,
-            "path": None,
-            "url": "http://qdrant.test:6333",
-        }
-        for key in (
-            "vectors",
-            "sparse_vectors",
-            "hnsw_config",
-            "optimizers_config",
-            "quantization_config",
-            "on_disk_payload",
-            "payload_indexes",
-            "aliases",
-        ):
-            defaults[key] = None
-        self.params = {**defaults, **params}
-        self.check_mode = check_mode
-        self._diff = True
-        self.warnings: list[str] = []
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-
-    def fail_json(self, msg: str, **kwargs: Any) -> None:
-        raise Failed(msg, **kwargs)
+def run(params: dict[str, Any], client: Any, check_mode: bool = False) -> dict[str, Any]:
+    """One task through the module_utils against ``client`` (a FakeServer)."""
+    return qc_manage.manage_collection(module_params(params), client, check_mode=check_mode)
 
 
 class FakeServer:
@@ -184,14 +199,11 @@ class FakeServer:
 
 
 @pytest.fixture()
-def call(capsys: pytest.CaptureFixture[str]) -> Any:
-    """Runs the module's main() in-process exactly as Ansible would; returns its JSON result."""
+def call() -> Any:
+    """Runs the module in a child Python process as Ansible would; returns its JSON result."""
 
     def _call(args: dict[str, Any], check: bool = False, diff: bool = True) -> dict[str, Any]:
-        module_args = {**args, "_ansible_check_mode": check, "_ansible_diff": diff}
-        with patch_module_args(module_args), pytest.raises(SystemExit):
-            qc.main()
-        return json.loads(capsys.readouterr().out)
+        return run_module_process("qdrant_collection", args, check=check, diff=diff)
 
     return _call
 
@@ -208,9 +220,11 @@ def open_info(path: Path, name: str) -> models.CollectionInfo | None:
 
 
 def test_desired_state_normalises_unnamed_and_named_vectors() -> None:
-    unnamed = qc.desired_state({"vectors": {"size": "8", "distance": "dot", "on_disk": "yes"}})
+    unnamed = qc_desired.desired_state(
+        {"vectors": {"size": "8", "distance": "dot", "on_disk": "yes"}}
+    )
     assert unnamed["vectors"] == {"": {"size": 8, "distance": "Dot", "on_disk": True}}
-    named = qc.desired_state(
+    named = qc_desired.desired_state(
         {"vectors": {"a": {"size": 4}, "b": {"size": 2, "distance": "EUCLID"}}}
     )
     assert named["vectors"] == {
@@ -241,8 +255,8 @@ def test_desired_state_normalises_unnamed_and_named_vectors() -> None:
     ],
 )
 def test_invalid_options_are_rejected(params: dict[str, Any], message: str) -> None:
-    with pytest.raises(qc.ConfigError) as info:
-        qc.desired_state(params)
+    with pytest.raises(ConfigError) as info:
+        qc_desired.desired_state(params)
     assert message in str(info.value)
 
 
@@ -257,9 +271,11 @@ def test_compare_reports_only_given_settings() -> None:
         "payload_indexes": {"document_id": "keyword"},
         "aliases": [],
     }
-    desired = qc.desired_state({"vectors": {"dense": {"size": 384}}, "hnsw_config": {"m": 16}})
-    assert qc.compare(desired, actual) == ([], [])
-    desired = qc.desired_state(
+    desired = qc_desired.desired_state(
+        {"vectors": {"dense": {"size": 384}}, "hnsw_config": {"m": 16}}
+    )
+    assert qc_compare.compare(desired, actual) == ([], [])
+    desired = qc_desired.desired_state(
         {
             "vectors": {"dense": {"size": 768, "distance": "Dot"}},
             "sparse_vectors": {"bm25": {}, "splade": {}},
@@ -267,7 +283,7 @@ def test_compare_reports_only_given_settings() -> None:
             "quantization_config": {"type": "disabled"},
         }
     )
-    immutable, mutable = qc.compare(desired, actual)
+    immutable, mutable = qc_compare.compare(desired, actual)
     assert immutable == [
         "vectors.dense.size (384 -> 768)",
         "vectors.dense.distance (Cosine -> Dot)",
@@ -277,14 +293,14 @@ def test_compare_reports_only_given_settings() -> None:
 
 
 def test_embedded_mode_drops_settings_it_does_not_keep() -> None:
-    desired = qc.desired_state(
+    desired = qc_desired.desired_state(
         {
             "vectors": {"size": 4, "on_disk": True},
             "hnsw_config": {"m": 8},
             "payload_indexes": {"a": "keyword"},
         }
     )
-    kept, ignored = qc.drop_embedded_ignored(desired)
+    kept, ignored = qc_desired.drop_embedded_ignored(desired)
     assert ignored == ["hnsw_config", "payload_indexes", "vectors.on_disk"]
     assert kept == {"vectors": {"": {"size": 4, "distance": "Cosine"}}}
 
@@ -305,6 +321,142 @@ def test_connection_kwargs(tmp_path: Path) -> None:
         qdrant_utils.client_kwargs({})
 
 
+def test_module_utils_import_without_ansible_basic() -> None:
+    """This file (hence module_utils) never imports ansible.module_utils.basic: it patches
+    sys.intern in the importing process, after which torch cannot be imported."""
+    code = (
+        "import importlib.util, sys\n"
+        "intern = sys.intern\n"
+        "sys.path[:0] = ['collections', '.']\n"
+        f"spec = importlib.util.spec_from_file_location('t', {str(Path(__file__))!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "bad = [m for m in ('ansible.module_utils.basic', 'ansible.module_utils.testing')"
+        " if m in sys.modules]\n"
+        "print(bad, sys.intern is intern)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.stdout.strip() == "[] True", proc.stdout + proc.stderr
+
+
+def test_alias_elements_must_be_names() -> None:
+    for raw in (None, "a,b", ["a", 1, 2.5, True]):
+        qc_desired.check_alias_elements(raw)
+    with pytest.raises(ConfigError) as info:
+        qc_desired.check_alias_elements(["ok", {"x": 2}])
+    assert str(info.value) == ("aliases must be a list of alias names (strings), got dict {'x': 2}")
+    with pytest.raises(ConfigError, match="got list \\['a'\\]"):
+        qc_desired.check_alias_elements([["a"]])
+    params = module_params({"name": "docs", **RAG_LAYOUT, "aliases": ["{'x': 2}"]})
+    with pytest.raises(CollectionError) as failed:
+        qc_manage.build_desired(params, raw_aliases=[{"x": 2}])
+    assert failed.value.msg == (
+        "Invalid options for collection docs: aliases must be a list of alias names "
+        "(strings), got dict {'x': 2}"
+    )
+    # state=absent validates nothing (as for the other options).
+    assert qc_manage.build_desired({**params, "state": "absent"}, [{"x": 2}]) == {}
+
+
+def test_desired_state_keeps_only_given_settings() -> None:
+    desired = qc_desired.desired_state(
+        module_params(
+            {
+                "sparse_vectors": {"bm25": None},
+                "hnsw_config": {"m": None, "ef_construct": None},
+                "optimizers_config": {"indexing_threshold": 100, "max_segment_size": None},
+                "payload_indexes": {},
+                "aliases": ["b", "a", "b"],
+            }
+        )
+    )
+    assert desired == {
+        "sparse_vectors": {"bm25": {}},
+        "optimizers_config": {"indexing_threshold": 100},
+        "payload_indexes": {},
+        "aliases": ["a", "b"],
+    }
+    assert qc_desired.desired_quantization({"type": "disabled", "quantile": None}) == {
+        "type": "disabled"
+    }
+    with pytest.raises(ConfigError, match="disabled takes no other keys"):
+        qc_desired.desired_quantization({"type": "disabled", "always_ram": True})
+
+
+def test_predict_fills_qdrant_defaults() -> None:
+    desired = qc_desired.desired_state({**RAG_LAYOUT, "hnsw_config": {"m": 8}})
+    created = qc_compare.predict(desired, None)
+    assert created == {
+        **qc_compare.empty_state(),
+        "vectors": {"dense": {"size": 384, "distance": "Cosine", "on_disk": False}},
+        "sparse_vectors": {"bm25": {"modifier": "idf", "on_disk": False}},
+        "hnsw_config": {"m": 8},
+    }
+    updated = qc_compare.predict(
+        {"quantization_config": {"type": "disabled"}, "aliases": ["x"]},
+        {**created, "quantization_config": {"type": "binary"}},
+    )
+    assert updated["quantization_config"] is None
+    assert updated["aliases"] == ["x"]
+    assert updated["hnsw_config"] == {"m": 8}
+
+
+def test_plan_actions() -> None:
+    state = qc_compare.predict(qc_desired.desired_state(RAG_LAYOUT), None)
+    missing = qc_actual.Snapshot(False)
+    present = qc_actual.Snapshot(True, state, "green", 7)
+    desired = qc_desired.desired_state(RAG_LAYOUT)
+
+    assert qc_plan.plan_absent(missing) == qc_plan.Plan("keep")
+    assert qc_plan.plan_absent(present) == qc_plan.Plan("delete", ["delete (7 points)"])
+    assert qc_plan.plan_present("docs", desired, missing, False) == qc_plan.Plan(
+        "create", ["create"]
+    )
+    assert not qc_plan.plan_present("docs", desired, present, False).changed
+
+    update = qc_plan.plan_present(
+        "docs", {"aliases": ["a"], "hnsw_config": {"m": 4}}, present, False
+    )
+    assert update == qc_plan.Plan(
+        "update",
+        ["hnsw_config.m: absent -> 4", "aliases: [] -> ['a']"],
+        {"hnsw_config", "aliases"},
+    )
+
+    bigger = qc_desired.desired_state({"vectors": {"dense": {"size": 768}}})
+    recreate = qc_plan.plan_present("docs", bigger, present, True)
+    assert recreate == qc_plan.Plan("recreate", ["recreate: vectors.dense.size (384 -> 768)"])
+    with pytest.raises(CollectionError) as immutable:
+        qc_plan.plan_present("docs", bigger, present, False)
+    assert immutable.value.details == {"immutable": ["vectors.dense.size (384 -> 768)"]}
+    assert "(its 7 points are deleted)" in immutable.value.msg
+    with pytest.raises(CollectionError, match="vectors \\(or sparse_vectors\\) is required"):
+        qc_plan.plan_present("docs", {"aliases": []}, missing, False)
+
+
+def test_error_message() -> None:
+    params = {"name": "docs", "url": "http://q:6333"}
+    assert qc_manage.error_message(params, RuntimeError("boom")) == (
+        "Qdrant error on collection docs: boom"
+    )
+    assert qc_manage.error_message(params, httpx.ConnectError("refused")) == (
+        "Qdrant at http://q:6333 is unreachable: refused"
+    )
+
+    class Forbidden(Exception):
+        status_code = 403
+
+    assert qc_manage.error_message(params, Forbidden()) == (
+        "Qdrant at http://q:6333 refused the credentials (HTTP 403): check api_key"
+    )
+
+
 # --------------------------------------------------------------------------- unit: server semantics
 
 
@@ -316,10 +468,10 @@ def test_server_mutable_settings_are_updated_in_place() -> None:
         "hnsw_config": {"m": 16},
         "payload_indexes": {"document_id": "keyword"},
     }
-    created = qc.run(StubModule(spec), server)
+    created = run(spec, server)
     assert created["changed"] and created["changes"] == ["create"]
     assert created["collection"]["payload_indexes"] == {"document_id": "keyword"}
-    assert qc.run(StubModule(spec), server)["changed"] is False
+    assert run(spec, server)["changed"] is False
 
     server.calls.clear()
     spec.update(
@@ -331,7 +483,7 @@ def test_server_mutable_settings_are_updated_in_place() -> None:
         vectors={"dense": {"size": 384, "distance": "Cosine", "on_disk": True}},
         sparse_vectors={"bm25": {"modifier": "idf", "on_disk": True}},
     )
-    updated = qc.run(StubModule(spec), server)
+    updated = run(spec, server)
     assert updated["changed"] and not updated["recreated"]
     assert "delete_collection" not in server.calls and "create_collection" not in server.calls
     assert sorted(updated["changes"]) == sorted(
@@ -356,14 +508,14 @@ def test_server_mutable_settings_are_updated_in_place() -> None:
     assert effective["payload_indexes"] == {"document_id": "keyword", "chunk_index": "integer"}
     assert effective["vectors"]["dense"]["on_disk"] is True
     assert updated["diff"]["before"]["hnsw_config"]["m"] == 16
-    assert qc.run(StubModule(spec), server)["changed"] is False
+    assert run(spec, server)["changed"] is False
 
     # A payload index with another schema is rebuilt; quantization can be switched off.
     server.calls.clear()
     spec.update(
         payload_indexes={"chunk_index": "keyword"}, quantization_config={"type": "disabled"}
     )
-    again = qc.run(StubModule(spec), server)
+    again = run(spec, server)
     assert server.calls.count("delete_payload_index:chunk_index") == 1
     assert again["collection"]["quantization_config"] is None
     assert again["collection"]["payload_indexes"]["chunk_index"] == "keyword"
@@ -371,9 +523,9 @@ def test_server_mutable_settings_are_updated_in_place() -> None:
 
 def test_server_check_mode_changes_nothing() -> None:
     server = FakeServer()
-    qc.run(StubModule({"name": "docs", **RAG_LAYOUT}), server)
+    run({"name": "docs", **RAG_LAYOUT}, server)
     server.calls.clear()
-    result = qc.run(StubModule({"name": "docs", "hnsw_config": {"m": 64}}, check_mode=True), server)
+    result = run({"name": "docs", "hnsw_config": {"m": 64}}, server, check_mode=True)
     assert result["changed"] and result["changes"] == ["hnsw_config.m: 16 -> 64"]
     assert result["collection"]["hnsw_config"]["m"] == 64
     assert server.calls == []
@@ -382,10 +534,101 @@ def test_server_check_mode_changes_nothing() -> None:
 
 def test_alias_pointing_elsewhere_is_moved_atomically() -> None:
     server = FakeServer()
-    qc.run(StubModule({"name": "v1", **RAG_LAYOUT, "aliases": ["current"]}), server)
-    result = qc.run(StubModule({"name": "v2", **RAG_LAYOUT, "aliases": ["current"]}), server)
+    run({"name": "v1", **RAG_LAYOUT, "aliases": ["current"]}, server)
+    result = run({"name": "v2", **RAG_LAYOUT, "aliases": ["current"]}, server)
     assert result["collection"]["aliases"] == ["current"]
     assert server.aliases == {"current": "v2"}
+
+
+def test_server_state_is_read_and_shown() -> None:
+    server = FakeServer()
+    run({"name": "plain", "vectors": {"size": 8, "distance": "Dot"}}, server)
+    snapshot = qc_actual.read_snapshot(server, "plain")
+    assert snapshot.exists and snapshot.points == 0
+    assert snapshot.state["vectors"] == {"": {"size": 8, "distance": "Dot", "on_disk": False}}
+    assert snapshot.state["optimizers_config"]["indexing_threshold"] == 20000
+    view = qc_actual.public_view("plain", snapshot.state, snapshot.status)
+    assert view["name"] == "plain" and view["status"] == "green"
+    assert view["vectors"] == {"size": 8, "distance": "Dot", "on_disk": False}
+    assert qc_actual.public_view("plain", {}) == {}
+    assert qc_actual.read_snapshot(server, "nothing") == qc_actual.Snapshot(False)
+
+
+def test_server_update_touches_only_changed_sections() -> None:
+    actual = qc_compare.predict(qc_desired.desired_state(RAG_LAYOUT), None)
+    desired = qc_desired.desired_state(
+        {
+            "vectors": {"dense": {"size": 384, "on_disk": False}},
+            "sparse_vectors": {"bm25": {"on_disk": True}},
+            "quantization_config": {"type": "disabled"},
+        }
+    )
+    kwargs = qc_apply.update_kwargs(desired, actual, {"sparse_vectors", "quantization_config"})
+    assert sorted(kwargs) == ["quantization_config", "sparse_vectors_config"]
+    assert kwargs["quantization_config"] == models.Disabled.DISABLED
+    bm25 = kwargs["sparse_vectors_config"]["bm25"]
+    assert bm25.modifier == models.Modifier.IDF and bm25.index.on_disk is True
+    assert qc_apply.update_kwargs(desired, actual, {"vectors"}) == {"vectors_config": {}}
+
+    ops = qc_apply.alias_operations("v2", ["b", "c"], ["a", "b"], {"a": "v2", "c": "v1"})
+    assert [type(op).__name__ for op in ops] == [
+        "DeleteAliasOperation",
+        "DeleteAliasOperation",
+        "CreateAliasOperation",
+    ]
+    assert [op.delete_alias.alias_name for op in ops[:2]] == ["a", "c"]
+    assert ops[2].create_alias == models.CreateAlias(collection_name="v2", alias_name="c")
+
+
+def test_server_failures_carry_the_result_so_far() -> None:
+    server = FakeServer()
+    with pytest.raises(CollectionError) as invalid:
+        run({"name": "docs", "vectors": {"size": 0}}, server)
+    assert invalid.value.msg.startswith("Invalid options for collection docs: vectors.size")
+    assert invalid.value.details == qc_manage.new_result()
+
+    with pytest.raises(CollectionError) as missing:
+        run({"name": "docs", "hnsw_config": {"m": 4}}, server)
+    assert "vectors (or sparse_vectors) is required" in missing.value.msg
+    assert missing.value.details["changed"] is False
+
+    run({"name": "docs", **RAG_LAYOUT}, server)
+    server.calls.clear()
+    with pytest.raises(CollectionError) as immutable:
+        run({"name": "docs", "vectors": {"dense": {"size": 8}}}, server)
+    assert immutable.value.details == {
+        **qc_manage.new_result(),
+        "immutable": ["vectors.dense.size (384 -> 8)"],
+    }
+    assert server.calls == []
+
+
+def test_server_recreate_and_delete() -> None:
+    server = FakeServer()
+    run({"name": "docs", **RAG_LAYOUT, "aliases": ["live"]}, server)
+    server.calls.clear()
+    spec = {"name": "docs", "vectors": {"dense": {"size": 8}}, "recreate": True}
+    checked = run(spec, server, check_mode=True)
+    assert checked["recreated"] and checked["collection"]["status"] is None
+    assert server.calls == []
+    recreated = run(spec, server)
+    assert recreated["recreated"] is True
+    assert recreated["changes"] == ["recreate: vectors.dense.size (384 -> 8)"]
+    assert server.calls == ["delete_collection", "create_collection"]
+    assert recreated["collection"]["vectors"] == {
+        "dense": {"size": 8, "distance": "Cosine", "on_disk": False}
+    }
+    assert recreated["diff"]["before"]["aliases"] == ["live"]
+
+    server.calls.clear()
+    absent = {"name": "docs", "state": "absent", "vectors": {"size": "not validated"}}
+    assert run(absent, server, check_mode=True)["changes"] == ["delete (0 points)"]
+    assert server.calls == []
+    gone = run(absent, server)
+    assert gone["changed"] and gone["collection"] == {} and gone["diff"]["after"] == {}
+    assert server.calls == ["delete_collection"]
+    again = run(absent, server)
+    assert again["changed"] is False and "diff" not in again
 
 
 # --------------------------------------------------------------------------- integration: embedded
@@ -504,7 +747,6 @@ def test_embedded_warns_about_ignored_settings(call: Any, tmp_path: Path) -> Non
     }
     first = call(args)
     assert first["ignored"] == ["hnsw_config", "quantization_config", "payload_indexes"]
-    # ansible-core 2.19 reports warnings as structured events in-process.
     assert "does not keep hnsw_config, quantization_config, payload_indexes" in json.dumps(
         first["warnings"]
     )
@@ -541,6 +783,30 @@ def test_unreachable_server_fails_clearly(call: Any) -> None:
     assert "Qdrant at http://127.0.0.1:9 is unreachable" in result["msg"]
 
 
+def test_aliases_must_be_names(call: Any, tmp_path: Path) -> None:
+    args = {"path": str(tmp_path), "name": "docs", **RAG_LAYOUT}
+    failed = call({**args, "aliases": [{"x": 2}]})
+    assert failed["failed"] is True
+    assert failed["msg"] == (
+        "Invalid options for collection docs: aliases must be a list of alias names "
+        "(strings), got dict {'x': 2}"
+    )
+    assert failed["changed"] is False
+    assert open_info(tmp_path, "docs") is None
+    # Scalars are names written without quotes, as for any list of strings in Ansible.
+    assert call({**args, "aliases": [1]})["collection"]["aliases"] == ["1"]
+
+
+def test_api_key_is_not_logged(call: Any) -> None:
+    secret = "s3cret-qdrant-api-key"
+    result = call(
+        {"url": "http://127.0.0.1:9", "api_key": secret, "timeout": 2, "name": "docs", **RAG_LAYOUT}
+    )
+    assert result["failed"] is True
+    assert secret not in json.dumps(result)
+    assert result["invocation"]["module_args"]["api_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
 def test_through_ansible_cli(tmp_path: Path) -> None:
     args = {"path": str(tmp_path), "name": "docs", **RAG_LAYOUT}
     first = run_module("aistack.platform.qdrant_collection", args, diff=True)
@@ -554,6 +820,11 @@ def test_through_ansible_cli(tmp_path: Path) -> None:
     )
     assert bad["failed"] is True
     assert "vectors.dense.size (384 -> 768)" in bad["msg"]
+    # The raw O(aliases) value is read the same way when Ansible runs the module.
+    alias = run_module("aistack.platform.qdrant_collection", {**args, "aliases": [{"x": 2}]})
+    assert alias["failed"] is True
+    assert "aliases must be a list of alias names (strings), got dict" in alias["msg"]
+    assert open_info(tmp_path, "docs").config.params.vectors["dense"].size == 384
 
 
 def test_collections_playbook(tmp_path: Path) -> None:
