@@ -21,7 +21,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml
+# The service version lives in __init__.py (hatch dynamic version): a bump re-installs it.
+$(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml services/rag_pipeline/rag_pipeline/__init__.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements/lock.txt
 	@# Build tools are pinned in the lock file too, hence no build isolation.

@@ -9,8 +9,6 @@ is read, so a text-only ingestion works without them.
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -44,29 +42,6 @@ class SourceFile:
 class Extracted:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def _content_hash(text: str, metadata: dict[str, Any] | None) -> str:
-    digest = hashlib.sha256(text.encode("utf-8"))
-    if metadata:
-        canonical = json.dumps(
-            metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        )
-        digest.update(b"\x00" + canonical.encode("utf-8"))
-    return digest.hexdigest()
-
-
-def content_hash(text: str, metadata: dict[str, Any] | None = None) -> str:
-    """SHA-256 (hex) of the text and metadata: the same definition as rag_pipeline.documents
-    (imported from it when installed, so the two cannot drift; this copy runs without it)."""
-    try:
-        from rag_pipeline.documents import content_hash as service_hash
-    except ImportError:
-        return _content_hash(text, metadata)
-    try:
-        return service_hash(text, metadata)
-    except TypeError:  # rag_pipeline < 0.2.0 hashes the text only
-        return _content_hash(text, metadata)
 
 
 def file_format(path: str) -> str | None:

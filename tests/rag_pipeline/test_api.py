@@ -251,3 +251,36 @@ def test_collection_of_another_embedder_gets_409(make_client: Callable[..., Test
         in (r.json()["detail"])
     )
     assert store.client.count("small").count == 0
+
+
+def test_documents_report_text_hash(client: TestClient) -> None:
+    import hashlib
+
+    text = "Qdrant keeps the text hash of every chunk."
+    client.post("/ingest", json={"text": text, "document_id": "th", "metadata": {"k": "v"}})
+    (doc,) = client.get("/documents").json()["documents"]
+    assert doc["text_hash"] == hashlib.sha256(text.encode()).hexdigest()
+    assert doc["content_hash"] == content_hash(text, {"k": "v"}) != doc["text_hash"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["DocumentSummary"]
+    assert "rag_pipeline 0.3.0" in schema["properties"]["text_hash"]["description"]
+
+
+def test_document_without_text_hash_is_rewritten_once(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    """Chunks written before 0.3.0 have no text_hash: the next ingest completes them."""
+    pipeline = make_pipeline(chunk_size=20, chunk_overlap=5)
+    doc = DocumentIn(text=" ".join(f"w{i}" for i in range(50)), document_id="old", metadata={})
+    first = pipeline.ingest_batch([doc], "legacy").results[0]
+    client = pipeline.store.client  # type: ignore[attr-defined]
+    client_ids = sorted(str(p.id) for p in client.scroll("legacy")[0])
+    client.delete_payload("legacy", keys=["text_hash"], points=client_ids)
+    (listed,) = pipeline.list_documents("legacy")
+    assert listed.text_hash is None and listed.content_hash == first.content_hash
+    again = pipeline.ingest_batch([doc], "legacy").results[0]
+    assert (again.status, again.chunks_created) == ("updated", first.chunks_created)
+    assert again.content_hash == first.content_hash
+    (listed,) = pipeline.list_documents("legacy")
+    assert listed.text_hash is not None and listed.chunks == first.chunks_created
+    assert sorted(str(p.id) for p in client.scroll("legacy")[0]) == client_ids  # in place
+    assert pipeline.ingest_batch([doc], "legacy").results[0].status == "unchanged"

@@ -46,6 +46,28 @@ def test_pgvector_pipeline(make_pipeline: Callable[..., Pipeline], pg_dsn: str) 
     assert dict(pipeline.list_collections())["pgkb"] == 2
 
 
+def test_pgvector_text_hash(make_pipeline: Callable[..., Pipeline], pg_dsn: str) -> None:
+    """text_hash is listed, and chunks stored before 0.3.0 (no text_hash) are re-written once."""
+    import hashlib
+
+    from psycopg import connect
+
+    pipeline = make_pipeline(vector_store="pgvector", pgvector_dsn=pg_dsn)
+    pipeline.ingest_batch(DOCS, "pghash")
+    docs = {d.document_id: d for d in pipeline.list_documents("pghash")}
+    assert docs["longhorn"].text_hash == hashlib.sha256(DOCS[0].text.encode()).hexdigest()
+    with connect(pg_dsn) as conn:  # what an older version stored
+        conn.execute("UPDATE rag_chunks_pghash SET payload = payload - 'text_hash'")
+    docs = {d.document_id: d for d in pipeline.list_documents("pghash")}
+    assert {d.text_hash for d in docs.values()} == {None}
+    again = pipeline.ingest_batch(DOCS, "pghash")
+    assert (again.updated, again.unchanged) == (3, 0)
+    docs = {d.document_id: d for d in pipeline.list_documents("pghash")}
+    assert docs["gpu"].text_hash == hashlib.sha256(DOCS[1].text.encode()).hexdigest()
+    assert sum(d.chunks for d in docs.values()) == 3
+    assert pipeline.ingest_batch(DOCS, "pghash").unchanged == 3
+
+
 def test_pgvector_bm25_matches_qdrant(make_pipeline: Callable[..., Pipeline], pg_dsn: str) -> None:
     """IDF in SQL must rank like Qdrant's idf modifier."""
     texts = [f"alpha beta {'gamma ' * i} delta{i}" for i in range(1, 8)]

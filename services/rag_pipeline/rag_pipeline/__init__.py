@@ -1,3 +1,3 @@
 """aistack RAG pipeline service."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -1,4 +1,4 @@
-"""Document identity: content hashes and stable point IDs."""
+"""Document identity: content and text hashes, stable point IDs."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ from typing import Any
 POINT_NAMESPACE = uuid.UUID("6f1d2c1e-8a5b-5d4e-9c3b-2a1f0e9d8c7b")
 
 
+def text_hash(text: str) -> str:
+    """SHA-256 (hex) of the document's UTF-8 text alone, stored with every chunk as
+    ``text_hash`` so that clients can tell whether their text is what the collection holds."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def content_hash(text: str, metadata: Mapping[str, Any] | None = None) -> str:
     """SHA-256 (hex) of one version of a document: its UTF-8 text, plus its metadata as
     canonical JSON when there is any, so a metadata-only change is a new version too.
 
-    Without metadata it is the hash of the text alone, which is also the default document_id.
+    Without metadata it is the hash of the text alone (text_hash), which is also the default
+    document_id.
     """
     digest = hashlib.sha256(text.encode("utf-8"))
     if metadata:

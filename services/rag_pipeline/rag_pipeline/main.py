@@ -16,7 +16,7 @@ from rag_pipeline.dependencies import require_api_key
 from rag_pipeline.embeddings import Embedder, EmbedderError
 from rag_pipeline.logging_setup import configure_logging
 from rag_pipeline.pipeline import InvalidInputError, Pipeline
-from rag_pipeline.routers import collections, documents, health, ingest, query
+from rag_pipeline.routers import collections, documents, health, ingest, layout, query
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import (
     CollectionMismatchError,
@@ -60,7 +60,7 @@ def create_app(
     app.state.pipeline = pipeline
     auth = [Depends(require_api_key)]
     app.include_router(health.router)
-    for module in (ingest, query, documents, collections):
+    for module in (ingest, query, documents, collections, layout):
         app.include_router(module.router, dependencies=auth)
 
     def _error(status: int, detail: str) -> JSONResponse:

@@ -95,6 +95,13 @@ class QueryResponse(BaseModel):
 class DocumentSummary(BaseModel):
     document_id: str
     content_hash: str = Field(description="SHA-256 of the stored version (text and metadata)")
+    text_hash: str | None = Field(
+        None,
+        description="SHA-256 (hex) of the document's UTF-8 text alone: a client compares it, "
+        "and the metadata, with its own document to know whether sending it would change "
+        "anything. null for documents written before rag_pipeline 0.3.0; ingesting such a "
+        "document again re-writes it once (status updated), after which text_hash is set.",
+    )
     chunks: int
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -132,6 +139,33 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class DenseVectorLayout(BaseModel):
+    size: int = Field(description="Dimension of the embedding model")
+    distance: Literal["Cosine"]
+
+
+class SparseVectorLayout(BaseModel):
+    modifier: Literal["idf"] = Field(description="IDF computed by the store at query time")
+
+
+class CollectionLayout(BaseModel):
+    """The layout of a collection this service can use, for its configured embedder and
+    store. ``vectors``, ``sparse_vectors`` and ``payload_indexes`` are in the format of the
+    aistack.platform.qdrant_collection module's options of the same names, so a playbook can
+    create the collection before the service (or the document_ingest module) first writes to
+    it. ``payload_indexes`` is absent for embedded Qdrant, which keeps none."""
+
+    embedding_backend: Literal["openai", "local"]
+    embedding_model: str = Field(description="EMBEDDING_MODEL, or the local model's folder")
+    dimension: int = Field(description="Dense vector size the embedding model produces")
+    vector_store: Literal["qdrant", "pgvector"]
+    vectors: dict[str, DenseVectorLayout]
+    sparse_vectors: dict[str, SparseVectorLayout]
+    payload_indexes: dict[str, Literal["keyword"]] | None = Field(
+        None, description="Payload field -> index type (Qdrant server and pgvector only)"
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from rag_pipeline.chunking import chunk_words
-from rag_pipeline.documents import content_hash, point_id
+from rag_pipeline.documents import content_hash, point_id, text_hash
 from rag_pipeline.embeddings import Embedder, EmbedderError, make_embedder
 from rag_pipeline.generation import GenerationError, Generator, extractive_answer
+from rag_pipeline.layout import describe_layout
 from rag_pipeline.metrics import Metrics
 from rag_pipeline.models import (
     BatchIngestResponse,
@@ -125,6 +126,16 @@ class Pipeline:
         # behind our back, e.g. by the qdrant_collection module.
         return self.store.ensure_collection(self._collection(collection), self.embedder.dimension)
 
+    def check_collection(self, collection: str | None = None) -> bool:
+        """Whether the collection exists (loads the embedder); raise CollectionMismatchError
+        when it exists with another layout than the embedder needs."""
+        name = self._collection(collection)
+        return self.store.check_collection(name, self.embedder.dimension)
+
+    def layout(self) -> dict[str, Any]:
+        """The collection layout for the configured embedder and store (loads the embedder)."""
+        return describe_layout(self.settings, self.embedder.dimension)
+
     def _require_collection(self, name: str) -> None:
         if not self.store.collection_exists(name):
             raise CollectionNotFoundError(f"collection {name!r} not found")
@@ -151,18 +162,19 @@ class Pipeline:
         timer = Timer()
         s = self.settings
         with timer.stage("chunk"):
-            prepared: list[tuple[str, str, DocumentIn, list[str]]] = []
+            prepared: list[tuple[str, str, str, DocumentIn, list[str]]] = []
             seen: set[str] = set()
             for i, doc in enumerate(documents):
                 chunks = chunk_words(doc.text, s.chunk_size, s.chunk_overlap)
                 if not chunks:
                     raise InvalidInputError(f"document {i}: text has no words")
                 digest = content_hash(doc.text, doc.metadata)
-                doc_id = doc.document_id or content_hash(doc.text)
+                text_digest = text_hash(doc.text)
+                doc_id = doc.document_id or text_digest
                 if doc_id in seen:
                     raise InvalidInputError(f"document {i}: duplicate document_id {doc_id!r}")
                 seen.add(doc_id)
-                prepared.append((doc_id, digest, doc, chunks))
+                prepared.append((doc_id, digest, text_digest, doc, chunks))
         with timer.stage("store"):
             self.ensure_collection(name)
             existing: dict[str, list] = defaultdict(list)
@@ -171,11 +183,17 @@ class Pipeline:
 
         results: list[IngestResponse] = []
         to_write = []
-        for doc_id, digest, doc, chunks in prepared:
+        for doc_id, digest, text_digest, doc, chunks in prepared:
             old = existing.get(doc_id, [])
+            # Chunks without text_hash (written before 0.3.0) are re-written once, in place.
             complete = (
                 bool(old)
-                and all(c.content_hash == digest and c.chunks_total == len(chunks) for c in old)
+                and all(
+                    c.content_hash == digest
+                    and c.text_hash == text_digest
+                    and c.chunks_total == len(chunks)
+                    for c in old
+                )
                 and len(old) == len(chunks)
             )
             status = "unchanged" if complete else ("updated" if old else "created")
@@ -189,7 +207,7 @@ class Pipeline:
                 )
             )
             if not complete:
-                to_write.append((doc_id, digest, doc, chunks, old))
+                to_write.append((doc_id, digest, text_digest, doc, chunks, old))
 
         if to_write:
             texts = [c for *_, chunks, _ in to_write for c in chunks]
@@ -200,7 +218,7 @@ class Pipeline:
             points: list[ChunkPoint] = []
             stale: list[str] = []
             k = 0
-            for doc_id, digest, doc, chunks, old in to_write:
+            for doc_id, digest, text_digest, doc, chunks, old in to_write:
                 new_ids = set()
                 for idx, text in enumerate(chunks):
                     pid = point_id(doc_id, digest, idx)
@@ -208,6 +226,7 @@ class Pipeline:
                     payload = {
                         "document_id": doc_id,
                         "content_hash": digest,
+                        "text_hash": text_digest,
                         "chunk_index": idx,
                         "chunks_total": len(chunks),
                         "text": text,
@@ -263,6 +282,7 @@ class Pipeline:
             DocumentSummary(
                 document_id=d.document_id,
                 content_hash=d.content_hash,
+                text_hash=d.text_hash,
                 chunks=d.chunks,
                 metadata=d.metadata,
             )

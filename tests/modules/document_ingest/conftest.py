@@ -1,8 +1,7 @@
-"""Fixtures: sample documents, a real RAG service on loopback, in-process module runs."""
+"""Fixtures: sample documents, a real RAG service on loopback, module runs in a child process."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, run_module_process
 
 from .ingest_support import API_KEY, Service, make_pdf
 
@@ -39,7 +38,7 @@ def docs(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def embedder() -> Any:
     """The bundled MiniLM model, loaded once per test session."""
-    from ansible_collections.aistack.platform.plugins.modules.document_ingest import (
+    from ansible_collections.aistack.platform.plugins.module_utils.document_ingest.targets import (
         plain_sys_intern,
     )
     from rag_pipeline.embeddings import make_embedder
@@ -90,19 +89,14 @@ def service(start_service: Callable[..., Service]) -> Service:
 
 
 @pytest.fixture()
-def ingest(capsys: pytest.CaptureFixture[str], embedder: Any) -> Callable[..., dict[str, Any]]:
-    """Runs document_ingest's main() in-process as Ansible would; returns the JSON result.
+def ingest() -> Callable[..., dict[str, Any]]:
+    """Runs document_ingest in a child Python process as Ansible would; returns its result.
 
-    Depends on ``embedder`` so that the model is loaded once, before any module run.
+    Never in this process: Ansible's module_utils patch ``sys.intern``, after which torch (the
+    service's embedder) cannot be imported here any more.
     """
-    from ansible.module_utils.testing import patch_module_args
-
-    from ansible_collections.aistack.platform.plugins.modules import document_ingest
 
     def _call(args: dict[str, Any], check: bool = False, diff: bool = True) -> dict[str, Any]:
-        module_args = {**args, "_ansible_check_mode": check, "_ansible_diff": diff}
-        with patch_module_args(module_args), pytest.raises(SystemExit):
-            document_ingest.main()
-        return json.loads(capsys.readouterr().out)
+        return run_module_process("document_ingest", args, check=check, diff=diff)
 
     return _call

@@ -1,12 +1,19 @@
-"""aistack.platform.document_ingest: unit tests, then integration tests against the real RAG
-service (uvicorn on loopback, embedded Qdrant, bundled MiniLM) and straight into embedded
-Qdrant through the service's own Pipeline."""
+"""aistack.platform.document_ingest: unit tests of its module_utils, then integration tests
+(the module in a child process) against the real RAG service (uvicorn on loopback, embedded
+Qdrant, bundled MiniLM) and straight into embedded Qdrant through rag_pipeline.embedded.
+
+Nothing here imports ansible.module_utils.basic or the module file: that would patch
+sys.intern in this process, after which torch cannot be imported."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +21,11 @@ import httpx
 import pytest
 
 from ansible_collections.aistack.platform.plugins.module_utils import documents as du
-from ansible_collections.aistack.platform.plugins.modules import document_ingest as di
-from tests.conftest import run_module
+from ansible_collections.aistack.platform.plugins.module_utils.document_ingest import plan as pl
+from ansible_collections.aistack.platform.plugins.module_utils.document_ingest import (
+    targets as tg,
+)
+from tests.conftest import REPO, run_module
 
 from .ingest_support import API_KEY, Service, make_pdf
 
@@ -25,6 +35,14 @@ SUPPORTED = ["guides/install.md", "intro.md", "manual.pdf", "notes.txt", "page.h
 
 def statuses(result: dict[str, Any]) -> dict[str, str]:
     return {f["document_id"]: f["status"] for f in result["files"]}
+
+
+def file_entry(result: dict[str, Any], document_id: str) -> dict[str, Any]:
+    return next(f for f in result["files"] if f["document_id"] == document_id)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def listed(service: Service, collection: str = "documents") -> dict[str, Any]:
@@ -87,23 +105,129 @@ def test_extract_formats(docs: Path, tmp_path: Path) -> None:
         du.extract(du.SourceFile(str(tmp_path / "broken.pdf"), "broken.pdf", "pdf"))
 
 
-def test_content_hash_matches_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hashlib
-    import sys
+def make_doc(text: str = "héllo wörld", **metadata: Any) -> pl.Document:
+    source = du.SourceFile("/src/docs/a.md", "a.md", "markdown")
+    return pl.make_document(source, du.Extracted(text, {"title": "A"}), metadata)
 
-    from rag_pipeline.documents import content_hash
 
-    meta = {"team": "platform", "title": "Intro", "tags": ["a", "é"], "n": 1}
-    reordered = dict(reversed(list(meta.items())))
-    assert du.content_hash("héllo") == content_hash("héllo")
-    assert du.content_hash("héllo") == hashlib.sha256("héllo".encode()).hexdigest()
-    assert du.content_hash("héllo", meta) == content_hash("héllo", reordered)
-    assert du.content_hash("héllo", meta) != du.content_hash("héllo")
-    assert du.content_hash("héllo", meta) != du.content_hash("héllo", {**meta, "team": "ml"})
-    # The module's own copy (used where rag_pipeline is not installed) gives the same hashes.
-    monkeypatch.setitem(sys.modules, "rag_pipeline.documents", None)
-    assert du.content_hash("héllo", meta) == content_hash("héllo", meta)
-    assert du.content_hash("héllo", {}) == content_hash("héllo")
+def test_text_hash_matches_the_service() -> None:
+    from rag_pipeline.documents import text_hash
+
+    doc = make_doc(team="platform")
+    assert doc.text_hash == pl.text_hash("héllo wörld") == text_hash("héllo wörld")
+    assert doc.text_hash == sha256("héllo wörld")
+    assert doc.metadata == {
+        "team": "platform",
+        "title": "A",
+        "source_path": "/src/docs/a.md",
+        "format": "markdown",
+        "ingested_by": MARK,
+    }
+    assert doc.payload() == {"text": doc.text, "document_id": "a.md", "metadata": doc.metadata}
+
+
+def test_unchanged_needs_the_same_text_hash_and_metadata() -> None:
+    doc = make_doc(team="platform", tags=["a", "é"], n=1)
+    stored = {"text_hash": doc.text_hash, "metadata": dict(reversed(list(doc.metadata.items())))}
+    assert pl.is_unchanged(doc, stored) is True  # key order does not matter
+    assert pl.is_unchanged(doc, {**stored, "text_hash": sha256("other")}) is False
+    relabelled = {**stored, "metadata": {**doc.metadata, "team": "ml"}}
+    assert pl.is_unchanged(doc, relabelled) is False
+    # Compared as JSON values: true is not 1, a list is not its string.
+    assert (
+        pl.is_unchanged(make_doc(n=True), {**stored, "metadata": make_doc(n=1).metadata}) is False
+    )
+    assert (
+        pl.is_unchanged(make_doc(t=["a"]), {**stored, "metadata": make_doc(t="['a']").metadata})
+        is False
+    )
+    assert pl.is_unchanged(doc, {**stored, "metadata": {}}) is False
+
+
+def test_same_files_from_another_checkout_are_unchanged() -> None:
+    doc = make_doc(team="platform")
+    moved = {**doc.metadata, "source_path": "/ci/workspace/docs/a.md"}
+    assert pl.is_unchanged(doc, {"text_hash": doc.text_hash, "metadata": moved}) is True
+    # ... but only when source_path is the only difference.
+    assert (
+        pl.is_unchanged(doc, {"text_hash": doc.text_hash, "metadata": {**moved, "x": 1}}) is False
+    )
+    no_path = {k: v for k, v in doc.metadata.items() if k != "source_path"}
+    assert pl.is_unchanged(doc, {"text_hash": doc.text_hash, "metadata": no_path}) is False
+
+
+def test_a_target_without_text_hash_decides_itself() -> None:
+    """A RAG service older than 0.3.0 (or a document it has not re-written yet)."""
+    doc = make_doc()
+    old = {"content_hash": sha256(doc.text), "metadata": doc.metadata}
+    assert pl.is_unchanged(doc, old) is None
+    assert pl.is_unchanged(doc, {**old, "text_hash": None}) is None
+
+
+def test_embedded_settings_are_the_services_names() -> None:
+    from rag_pipeline.settings import Settings
+
+    params = {
+        "embedding_backend": "local",
+        "embedding_model": "all-MiniLM-L6-v2",
+        "embedding_model_path": None,
+        "embedding_url": None,
+        "embedding_api_key": None,
+        "chunk_size": 100,
+        "chunk_overlap": 10,
+        "url": "https://q:6333",
+        "api_key": "k",
+        "path": None,
+        "ca_cert": "/ca.pem",
+        "validate_certs": False,
+        "timeout": 60,
+        "endpoint": None,
+        "paths": ["/x"],
+    }
+    settings = tg.embedded_settings(params)
+    assert settings == {
+        "embedding_backend": "local",
+        "embedding_model": "all-MiniLM-L6-v2",
+        "chunk_size": 100,
+        "chunk_overlap": 10,
+        "qdrant_url": "https://q:6333",
+        "qdrant_api_key": "k",
+        "qdrant_ca_cert": "/ca.pem",
+        "qdrant_verify_tls": False,
+        "qdrant_timeout": 60,
+    }
+    assert set(settings) <= set(Settings.model_fields)
+    assert set(tg.PIPELINE_OPTIONS) | set(tg.QDRANT_SETTINGS.values()) <= set(Settings.model_fields)
+
+
+def test_plugins_use_only_the_public_rag_pipeline_api() -> None:
+    imports = re.compile(r"^\s*(?:from|import)\s+(rag_pipeline[\w.]*)", re.MULTILINE)
+    found = {
+        (path.relative_to(REPO).as_posix(), name)
+        for path in (REPO / "plugins").rglob("*.py")
+        for name in imports.findall(path.read_text())
+    }
+    assert {name for _path, name in found} == {"rag_pipeline"}, found
+    assert (
+        "from rag_pipeline import embedded"
+        in (REPO / "plugins/module_utils/document_ingest/targets.py").read_text()
+    )
+
+
+def test_module_utils_leave_sys_intern_alone() -> None:
+    """Importing the module's engine must not import ansible.module_utils.basic."""
+    code = (
+        "import sys\n"
+        "import ansible_collections.aistack.platform.plugins.module_utils.document_ingest.run\n"
+        "assert 'ansible.module_utils.basic' not in sys.modules\n"
+        "assert not hasattr(type(sys.intern), 'unpatched_implementation')\n"
+        "assert not any(m.startswith('rag_pipeline') for m in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "collections")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 # ---------------------------------------------------------------- unit: batching, retries
@@ -114,9 +238,9 @@ def test_batches_are_bounded_by_count_and_bytes() -> None:
         return (n, {"text": "x" * size, "document_id": str(n), "metadata": {}})
 
     items = [item(i, 10) for i in range(5)]
-    assert [len(b) for b in di.batches(items, 2, 10_000)] == [2, 2, 1]
+    assert [len(b) for b in pl.batches(items, 2, 10_000)] == [2, 2, 1]
     big = [item(0, 100), item(1, 100), item(2, 5000), item(3, 100)]
-    assert [[i for i, _d in b] for b in di.batches(big, 10, 400)] == [[0, 1], [2], [3]]
+    assert [[i for i, _d in b] for b in pl.batches(big, 10, 400)] == [[0, 1], [2], [3]]
 
 
 def test_retries_back_off_exponentially_then_give_up() -> None:
@@ -126,24 +250,24 @@ def test_retries_back_off_exponentially_then_give_up() -> None:
     def flaky() -> str:
         calls["n"] += 1
         if calls["n"] < 3:
-            raise di.TargetError("busy", retryable=True)
+            raise tg.TargetError("busy", retryable=True)
         return "ok"
 
-    assert di.with_retries(flaky, retries=3, backoff=0.5, sleep=delays.append) == "ok"
+    assert tg.with_retries(flaky, retries=3, backoff=0.5, sleep=delays.append) == "ok"
     assert delays == [0.5, 1.0]
 
     delays.clear()
-    with pytest.raises(di.TargetError, match="down"):
-        di.with_retries(
-            lambda: (_ for _ in ()).throw(di.TargetError("down", retryable=True)),
+    with pytest.raises(tg.TargetError, match="down"):
+        tg.with_retries(
+            lambda: (_ for _ in ()).throw(tg.TargetError("down", retryable=True)),
             retries=2,
             backoff=1,
             sleep=delays.append,
         )
     assert delays == [1, 2]
-    with pytest.raises(di.TargetError, match="bad"):
-        di.with_retries(
-            lambda: (_ for _ in ()).throw(di.TargetError("bad")), 5, 1, sleep=delays.append
+    with pytest.raises(tg.TargetError, match="bad"):
+        tg.with_retries(
+            lambda: (_ for _ in ()).throw(tg.TargetError("bad")), 5, 1, sleep=delays.append
         )
     assert delays == [1, 2]
 
@@ -160,13 +284,13 @@ def test_service_target_retries_429_and_5xx(monkeypatch: pytest.MonkeyPatch) -> 
         seen.append(request.headers["authorization"])
         return answers.pop(0)
 
-    target = di.ServiceTarget(
+    target = tg.ServiceTarget(
         {"endpoint": "http://rag.test", "api_key": "s3cret", "timeout": 5, "validate_certs": True}
     )
     target.client = httpx.Client(base_url="http://rag.test", transport=httpx.MockTransport(handler))
     target.client.headers["Authorization"] = "Bearer s3cret"
-    monkeypatch.setattr(di.time, "sleep", lambda _s: None)
-    result = di.with_retries(lambda: target.ingest([{"text": "t"}], "c"), retries=3, backoff=0)
+    monkeypatch.setattr(tg.time, "sleep", lambda _s: None)
+    result = tg.with_retries(lambda: target.ingest([{"text": "t"}], "c"), retries=3, backoff=0)
     assert result == [{"document_id": "a", "status": "created"}]
     assert seen == ["Bearer s3cret"] * 3
 
@@ -190,6 +314,12 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     assert meta["ingested_by"] == MARK
     assert meta["source_path"] == str(docs / "page.html")
     assert meta["title"] == "Ingress" and meta["format"] == "html"
+    # The module's text hash is the service's; the version hash is the one the service returned.
+    page = file_entry(first, "page.html")
+    assert page["text_hash"] == stored["page.html"]["text_hash"]
+    assert page["text_hash"] == sha256("Ingress\ningress-nginx routes traffic to the services.")
+    assert page["content_hash"] == stored["page.html"]["content_hash"] != page["text_hash"]
+    assert first["diff"]["after"]["page.html"] == {"text_hash": page["text_hash"], "metadata": meta}
 
     second = ingest(args)
     assert second["changed"] is False, second
@@ -197,9 +327,11 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     assert "diff" not in second or second["diff"] == {
         "before": {},
         "after": {},
-        "before_header": "documents (document_id: content_hash)",
-        "after_header": "documents (document_id: content_hash)",
+        "before_header": "documents (document_id: text_hash, metadata)",
+        "after_header": "documents (document_id: text_hash, metadata)",
     }
+    # Unchanged files report the version hash the collection listed.
+    assert file_entry(second, "intro.md")["content_hash"] == stored["intro.md"]["content_hash"]
 
     # Modify one file, delete another: check mode reports, changes nothing.
     (docs / "intro.md").write_text("# Introduction\n\nNow with Longhorn storage too.\n")
@@ -210,10 +342,16 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     assert statuses(planned)["intro.md"] == "updated"
     assert statuses(planned)["notes.txt"] == "removed"
     assert planned["diff"]["before"] == {
-        "intro.md": old_hash,
-        "notes.txt": stored["notes.txt"]["content_hash"],
+        name: {"text_hash": stored[name]["text_hash"], "metadata": stored[name]["metadata"]}
+        for name in ("intro.md", "notes.txt")
     }
-    assert list(planned["diff"]["after"]) == ["intro.md"]
+    assert planned["diff"]["after"] == {
+        "intro.md": {
+            "text_hash": sha256("# Introduction\n\nNow with Longhorn storage too."),
+            "metadata": stored["intro.md"]["metadata"],
+        }
+    }
+    assert "content_hash" not in file_entry(planned, "intro.md")  # not known before sending
     assert listed(service)["intro.md"]["content_hash"] == old_hash
     assert "notes.txt" in listed(service)
 
@@ -221,9 +359,11 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     assert (third["updated"], third["removed"], third["unchanged"]) == (1, 1, 3), third
     now = listed(service)
     assert "notes.txt" not in now
-    assert now["intro.md"]["content_hash"] == du.content_hash(
-        "# Introduction\n\nNow with Longhorn storage too.", now["intro.md"]["metadata"]
+    assert now["intro.md"]["text_hash"] == sha256(
+        "# Introduction\n\nNow with Longhorn storage too."
     )
+    assert now["intro.md"]["content_hash"] == file_entry(third, "intro.md")["content_hash"]
+    assert now["intro.md"]["content_hash"] != old_hash
     assert ingest(args)["changed"] is False
 
     # A metadata-only change is a new version of every document it touches.
@@ -237,6 +377,30 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     shutil.copytree(docs, moved)
     elsewhere = ingest({**args, "paths": [str(moved)], "metadata": {"team": "platform"}})
     assert elsewhere["changed"] is False and elsewhere["unchanged"] == 4, elsewhere
+
+
+def test_service_without_text_hash_decides(
+    ingest: Any, docs: Path, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service that lists no text_hash (older than 0.3.0): documents are sent, and the
+    status is the service's (unchanged versions are left alone)."""
+    args = {"endpoint": service.url, "api_key": API_KEY, "paths": [str(docs)]}
+    assert ingest(args)["ingested"] == 5
+    pipeline = service.server.config.app.state.pipeline
+    real = pipeline.list_documents
+    monkeypatch.setattr(
+        pipeline,
+        "list_documents",
+        lambda name=None: [d.model_copy(update={"text_hash": None}) for d in real(name)],
+    )
+    assert "text_hash" not in {k for d in listed(service).values() for k, v in d.items() if v}
+    planned = ingest(args, check=True)  # cannot tell without sending: would send all
+    assert (planned["updated"], planned["changed"]) == (5, True)
+    again = ingest(args)
+    assert again["changed"] is False and again["unchanged"] == 5, again
+    assert again["chunks"] == 0
+    assert all(f["content_hash"] for f in again["files"] if f["status"] == "unchanged")
+    assert again["diff"]["before"] == again["diff"]["after"] == {}
 
 
 def test_service_prune_only_touches_own_documents(
@@ -281,22 +445,22 @@ def test_service_errors_are_clear(ingest: Any, docs: Path, service: Service) -> 
 def test_service_mismatched_vector_size(
     ingest: Any, docs: Path, start_service: Any, tmp_path: Path
 ) -> None:
-    from qdrant_client import QdrantClient
-
-    from ansible_collections.aistack.platform.plugins.modules import qdrant_collection as qc
+    from qdrant_client import QdrantClient, models
 
     store = tmp_path / "mismatch"
     client = QdrantClient(path=str(store))
     client.create_collection(
         "small",
-        vectors_config={"dense": qc.models.VectorParams(size=8, distance="Cosine")},
-        sparse_vectors_config={"bm25": qc.models.SparseVectorParams(modifier="idf")},
+        vectors_config={"dense": models.VectorParams(size=8, distance="Cosine")},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier="idf")},
     )
     client.close()
     # Straight into Qdrant: checked before anything is embedded or written.
     direct = ingest({"path": str(store), "collection": "small", "paths": [str(docs)]})
     assert direct["failed"] is True
-    assert "stores 'dense' vectors of size 8 but the embedding model produces 384" in direct["msg"]
+    assert "stores 'dense' vectors of size 8, but the embedding model produces 384" in direct["msg"]
+    assert "create it with the layout" in direct["msg"] and str(store) in direct["msg"]
+    assert statuses(direct)["intro.md"] == "pending"
     # Through the service (which holds the storage now): its error, named and explained.
     service = start_service(store)
     result = ingest(

@@ -37,5 +37,10 @@ def make_store(settings: Settings) -> VectorStore:
     from rag_pipeline.stores.qdrant import QdrantStore
 
     return QdrantStore(
-        url=settings.qdrant_url, api_key=settings.qdrant_api_key, path=settings.qdrant_path
+        url=settings.qdrant_url,
+        api_key=settings.qdrant_api_key,
+        path=settings.qdrant_path,
+        ca_cert=settings.qdrant_ca_cert,
+        verify_tls=settings.qdrant_verify_tls,
+        timeout=settings.qdrant_timeout,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +19,30 @@ class CollectionNotFoundError(LookupError):
 
 
 class CollectionMismatchError(ValueError):
-    """The collection exists with a vector layout the embedder cannot fill (maps to HTTP 409)."""
+    """The collection exists with a vector layout the embedder cannot fill (maps to HTTP 409).
+
+    ``layout``: the layout the collection needs (rag_pipeline.layout.collection_layout).
+    """
+
+    def __init__(self, message: str, layout: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.layout = layout or {}
 
 
-def mismatch(name: str, found: str, dimension: int) -> CollectionMismatchError:
+def mismatch(name: str, problem: str, layout: dict[str, Any]) -> CollectionMismatchError:
+    """The error for collection ``name`` that ``problem``; names the layout to create it with."""
     return CollectionMismatchError(
-        f"collection {name!r} {found}, but the embedding model produces {dimension}-dimensional "
-        "dense vectors; recreate the collection (qdrant_collection with recreate: true) or use "
-        "another collection"
+        f"collection {name!r} {problem}; create it with the layout {json.dumps(layout)} "
+        "(aistack.platform.qdrant_collection; recreate: true drops its points) or use another "
+        "collection",
+        layout,
+    )
+
+
+def size_mismatch(vector: str, size: int, dimension: int) -> str:
+    return (
+        f"stores {vector!r} vectors of size {size}, but the embedding model produces "
+        f"{dimension}-dimensional dense vectors"
     )
 
 
@@ -50,6 +67,7 @@ class ExistingChunk:
     document_id: str
     content_hash: str
     chunks_total: int
+    text_hash: str | None = None  # None: written before rag_pipeline 0.3.0
 
 
 @dataclass
@@ -58,13 +76,14 @@ class DocumentInfo:
     content_hash: str
     chunks: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    text_hash: str | None = None  # None when any chunk was written before rag_pipeline 0.3.0
 
 
 class VectorStore(ABC):
     """Chunks with a named dense vector, a BM25 sparse vector and a payload.
 
-    Payload keys used by the pipeline: document_id, content_hash, chunk_index, chunks_total,
-    text, metadata.
+    Payload keys used by the pipeline: document_id, content_hash, text_hash, chunk_index,
+    chunks_total, text, metadata.
     """
 
     kind: str = "store"
@@ -77,8 +96,13 @@ class VectorStore(ABC):
     def collection_exists(self, name: str) -> bool: ...
 
     @abstractmethod
+    def check_collection(self, name: str, dimension: int) -> bool:
+        """Whether the collection exists; raise CollectionMismatchError when it exists with a
+        layout other than collection_layout(dimension)."""
+
+    @abstractmethod
     def ensure_collection(self, name: str, dimension: int) -> bool:
-        """Create the collection if missing; return True when it was created."""
+        """Create the collection if missing (else check it); return True when it was created."""
 
     @abstractmethod
     def list_collections(self) -> list[tuple[str, int]]:

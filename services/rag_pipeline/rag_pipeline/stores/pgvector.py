@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from rag_pipeline.layout import collection_layout
 from rag_pipeline.sparse import SparseVector
 from rag_pipeline.stores.base import (
     ChunkPoint,
@@ -102,27 +103,41 @@ class PgVectorStore(VectorStore):
         if row is None:
             raise CollectionNotFoundError(f"collection {name!r} not found")
 
+    def _stored_dimension(self, conn: psycopg.Connection[Any], name: str) -> int | None:
+        row = conn.execute(
+            sql.SQL("SELECT dimension FROM {} WHERE name = %s").format(sql.Identifier(_REGISTRY)),
+            (name,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def _check_dimension(name: str, stored: int | None, dimension: int) -> bool:
+        if stored is not None and stored != dimension:
+            raise mismatch(
+                name,
+                f"stores vectors of size {stored}, but the embedding model produces "
+                f"{dimension}-dimensional dense vectors",
+                collection_layout(dimension, server=True),
+            )
+        return stored is not None
+
+    def check_collection(self, name: str, dimension: int) -> bool:
+        with self._conn() as conn:
+            return self._check_dimension(name, self._stored_dimension(conn, name), dimension)
+
     def ensure_collection(self, name: str, dimension: int) -> bool:
         chunks, terms = self._tables(name)
         with self._conn() as conn:
             # Serialise concurrent creators of the same collection.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-            inserted = conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (name, dimension) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-                ).format(sql.Identifier(_REGISTRY)),
-                (name, dimension),
-            ).rowcount
-            if not inserted:
-                stored = conn.execute(
-                    sql.SQL("SELECT dimension FROM {} WHERE name = %s").format(
-                        sql.Identifier(_REGISTRY)
-                    ),
-                    (name,),
-                ).fetchone()
-                if stored and stored[0] != dimension:
-                    raise mismatch(name, f"stores vectors of size {stored[0]}", dimension)
+            if self._check_dimension(name, self._stored_dimension(conn, name), dimension):
                 return False
+            conn.execute(
+                sql.SQL("INSERT INTO {} (name, dimension) VALUES (%s, %s)").format(
+                    sql.Identifier(_REGISTRY)
+                ),
+                (name, dimension),
+            )
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE {} (id uuid PRIMARY KEY, document_id text NOT NULL,"
@@ -216,12 +231,12 @@ class PgVectorStore(VectorStore):
             self._require(conn, name)
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT id, document_id, content_hash, chunks_total FROM {}"
-                    " WHERE document_id = ANY(%s)"
+                    "SELECT id, document_id, content_hash, chunks_total, payload->>'text_hash'"
+                    " FROM {} WHERE document_id = ANY(%s)"
                 ).format(chunks),
                 (document_ids,),
             ).fetchall()
-        return [ExistingChunk(str(r[0]), r[1], r[2], int(r[3])) for r in rows]
+        return [ExistingChunk(str(r[0]), r[1], r[2], int(r[3]), r[4]) for r in rows]
 
     def delete_points(self, name: str, ids: list[str]) -> None:
         if not ids:
@@ -288,13 +303,20 @@ class PgVectorStore(VectorStore):
             rows = conn.execute(
                 sql.SQL(
                     "SELECT document_id, min(content_hash), count(*),"
-                    " (array_agg(payload->'metadata'))[1] FROM {} GROUP BY document_id"
-                    " ORDER BY document_id"
+                    " (array_agg(payload->'metadata'))[1],"
+                    # NULL when any chunk predates text_hash (rag_pipeline < 0.3.0)
+                    " CASE WHEN bool_and(payload ? 'text_hash')"
+                    " THEN min(payload->>'text_hash') END"
+                    " FROM {} GROUP BY document_id ORDER BY document_id"
                 ).format(chunks)
             ).fetchall()
         return [
             DocumentInfo(
-                r[0], r[1], int(r[2]), r[3] if isinstance(r[3], dict) else json.loads(r[3] or "{}")
+                r[0],
+                r[1],
+                int(r[2]),
+                r[3] if isinstance(r[3], dict) else json.loads(r[3] or "{}"),
+                r[4],
             )
             for r in rows
         ]

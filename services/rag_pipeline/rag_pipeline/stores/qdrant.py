@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from rag_pipeline.layout import DENSE, SPARSE, collection_layout
 from rag_pipeline.sparse import SparseVector
 from rag_pipeline.stores.base import (
     ChunkPoint,
@@ -21,22 +23,53 @@ from rag_pipeline.stores.base import (
     StoreUnavailableError,
     VectorStore,
     mismatch,
+    size_mismatch,
 )
 
-DENSE = "dense"
-SPARSE = "bm25"
-_META_FIELDS = ["document_id", "content_hash", "chunks_total", "chunk_index", "metadata"]
+_CHUNK_FIELDS = ["document_id", "content_hash", "chunks_total", "text_hash"]
+_META_FIELDS = [*_CHUNK_FIELDS, "chunk_index", "metadata"]
+
+
+def _value(enum: Any) -> Any:
+    """The wire value of a qdrant-client enum (None stays None)."""
+    return getattr(enum, "value", enum)
+
+
+def tls_kwargs(url: str, ca_cert: str | None, verify_tls: bool) -> dict[str, Any]:
+    """QdrantClient keyword arguments for TLS to ``url`` (none for http://)."""
+    if not url.startswith("https://"):
+        return {}
+    kwargs: dict[str, Any] = {"https": True}
+    if ca_cert:
+        try:
+            kwargs["verify"] = ssl.create_default_context(cafile=ca_cert)
+        except (OSError, ssl.SSLError) as exc:
+            raise StoreUnavailableError(f"cannot read QDRANT_CA_CERT {ca_cert}: {exc}") from exc
+    elif not verify_tls:
+        kwargs["verify"] = False
+    return kwargs
 
 
 class QdrantStore(VectorStore):
     kind = "qdrant"
 
     def __init__(
-        self, url: str | None = None, api_key: str | None = None, path: str | None = None
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | None = None,
+        *,
+        ca_cert: str | None = None,
+        verify_tls: bool = True,
+        timeout: int = 30,
     ) -> None:
         if url:
             self.client = QdrantClient(
-                url=url, api_key=api_key, timeout=30, check_compatibility=False
+                url=url,
+                api_key=api_key,
+                timeout=timeout,
+                check_compatibility=False,
+                **tls_kwargs(url, ca_cert, verify_tls),
             )
             self.location = url
             self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -69,37 +102,67 @@ class QdrantStore(VectorStore):
         with self._call():
             return bool(self.client.collection_exists(name))
 
-    def ensure_collection(self, name: str, dimension: int) -> bool:
+    def layout(self, dimension: int) -> dict[str, Any]:
+        return collection_layout(dimension, server=self.remote)
+
+    def check_collection(self, name: str, dimension: int) -> bool:
         with self._call():
-            if self.client.collection_exists(name):
-                self._check_layout(name, dimension)
+            if not self.client.collection_exists(name):
+                return False
+            self._check_layout(name, dimension)
+            return True
+
+    def ensure_collection(self, name: str, dimension: int) -> bool:
+        layout = self.layout(dimension)
+        # One lock for check and create: embedded mode has no locking of its own.
+        with self._call():
+            if self.check_collection(name, dimension):
                 return False
             self.client.create_collection(
                 name,
                 vectors_config={
-                    DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+                    vector: models.VectorParams(
+                        size=spec["size"], distance=models.Distance(spec["distance"])
+                    )
+                    for vector, spec in layout["vectors"].items()
                 },
                 sparse_vectors_config={
-                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    vector: models.SparseVectorParams(modifier=models.Modifier(spec["modifier"]))
+                    for vector, spec in layout["sparse_vectors"].items()
                 },
             )
-            # Filters on these run on every ingest; only a server uses payload indexes.
-            for field in ("document_id", "content_hash") if self.remote else ():
+            for field, schema in layout.get("payload_indexes", {}).items():
                 self.client.create_payload_index(
-                    name, field, field_schema=models.PayloadSchemaType.KEYWORD
+                    name, field, field_schema=models.PayloadSchemaType(schema)
                 )
             return True
 
     def _check_layout(self, name: str, dimension: int) -> None:
-        """Refuse a collection created for another embedder or without our named vectors."""
+        """Refuse a collection whose vectors differ from the layout (another embedder, or not
+        made by or for this service). Payload indexes only speed things up: not checked."""
+        layout = self.layout(dimension)
         params = self.client.get_collection(name).config.params
-        dense = params.vectors.get(DENSE) if isinstance(params.vectors, dict) else None
-        if dense is None:
-            raise mismatch(name, f"has no {DENSE!r} named vector", dimension)
-        if dense.size != dimension:
-            raise mismatch(name, f"stores {DENSE!r} vectors of size {dense.size}", dimension)
-        if SPARSE not in (params.sparse_vectors or {}):
-            raise mismatch(name, f"has no {SPARSE!r} sparse vector", dimension)
+        unnamed = {"<unnamed>": params.vectors} if params.vectors else {}
+        dense = params.vectors if isinstance(params.vectors, dict) else unnamed
+        sparse = params.sparse_vectors or {}
+        for vector, spec in layout["vectors"].items():
+            have = dense.get(vector)
+            if have is None:
+                problem = f"has no {vector!r} named vector (it has {sorted(dense) or 'none'})"
+            elif have.size != spec["size"]:
+                problem = size_mismatch(vector, have.size, spec["size"])
+            elif _value(have.distance) != spec["distance"]:
+                problem = f"compares {vector!r} vectors by {_value(have.distance)}"
+            else:
+                continue
+            raise mismatch(name, problem, layout)
+        for vector, spec in layout["sparse_vectors"].items():
+            if vector not in sparse:
+                raise mismatch(name, f"has no {vector!r} sparse vector", layout)
+            modifier = _value(sparse[vector].modifier) or "none"
+            if modifier != spec["modifier"]:
+                problem = f"has the {vector!r} sparse vector with modifier {modifier}"
+                raise mismatch(name, problem, layout)
 
     def list_collections(self) -> list[tuple[str, int]]:
         with self._call():
@@ -161,8 +224,9 @@ class QdrantStore(VectorStore):
                 r.payload["document_id"],
                 r.payload.get("content_hash", ""),
                 int(r.payload.get("chunks_total", 0)),
+                r.payload.get("text_hash"),
             )
-            for r in self._scroll(name, self._doc_filter(document_ids), _META_FIELDS[:3])
+            for r in self._scroll(name, self._doc_filter(document_ids), _CHUNK_FIELDS)
             if r.payload
         ]
 
@@ -208,8 +272,14 @@ class QdrantStore(VectorStore):
             info = docs.get(p["document_id"])
             if info is None:
                 info = docs[p["document_id"]] = DocumentInfo(
-                    p["document_id"], p.get("content_hash", ""), 0, p.get("metadata") or {}
+                    p["document_id"],
+                    p.get("content_hash", ""),
+                    0,
+                    p.get("metadata") or {},
+                    p.get("text_hash"),
                 )
+            if p.get("text_hash") is None:
+                info.text_hash = None  # a chunk of an older version: the document is not known
             info.chunks += 1
         return sorted(docs.values(), key=lambda d: d.document_id)
 

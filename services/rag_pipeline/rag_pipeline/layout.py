@@ -1,0 +1,52 @@
+"""The collection layout: named vectors and payload indexes, defined once.
+
+The same dictionary creates collections in the Qdrant store, checks collections that exist,
+answers ``GET /collection-layout`` and ``rag-pipeline layout``, and is what playbooks pass to
+the ``aistack.platform.qdrant_collection`` module (its ``vectors``, ``sparse_vectors`` and
+``payload_indexes`` options take exactly this format).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rag_pipeline.settings import Settings
+
+DENSE = "dense"
+SPARSE = "bm25"
+DISTANCE = "Cosine"
+SPARSE_MODIFIER = "idf"
+# Filters on these run on every ingest; embedded Qdrant keeps no payload indexes.
+PAYLOAD_INDEXES: dict[str, str] = {"document_id": "keyword", "content_hash": "keyword"}
+
+
+def collection_layout(dimension: int, *, server: bool) -> dict[str, Any]:
+    """The collection layout for an embedder of ``dimension``, in qdrant_collection's format.
+
+    ``server``: the store is a Qdrant server (or PostgreSQL), which gets the payload indexes;
+    embedded Qdrant ignores them, so they are left out.
+    """
+    layout: dict[str, Any] = {
+        "vectors": {DENSE: {"size": dimension, "distance": DISTANCE}},
+        "sparse_vectors": {SPARSE: {"modifier": SPARSE_MODIFIER}},
+    }
+    if server:
+        layout["payload_indexes"] = dict(PAYLOAD_INDEXES)
+    return layout
+
+
+def is_server(settings: Settings) -> bool:
+    """Whether the configured store keeps payload indexes (a Qdrant server or pgvector)."""
+    return settings.vector_store == "pgvector" or bool(settings.qdrant_url)
+
+
+def describe_layout(settings: Settings, dimension: int) -> dict[str, Any]:
+    """What ``GET /collection-layout`` answers: the embedder, the store, and the layout."""
+    return {
+        "embedding_backend": settings.embedding_backend,
+        "embedding_model": settings.model_name,
+        "dimension": dimension,
+        "vector_store": settings.vector_store,
+        **collection_layout(dimension, server=is_server(settings)),
+    }

@@ -1,0 +1,115 @@
+"""rag_pipeline.embedded: the stable in-process API, against embedded Qdrant in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag_pipeline.embedded import (
+    CollectionNotFoundError,
+    EmbeddedPipeline,
+    InvalidInputError,
+    LayoutMismatchError,
+    SettingsError,
+    StoreUnavailableError,
+)
+from rag_pipeline.embeddings import LocalEmbedder
+
+DOCS: list[dict[str, Any]] = [
+    {"document_id": "a.md", "text": "Longhorn replicates block volumes.", "metadata": {"t": 1}},
+    {"document_id": "b.md", "text": "GPU time-slicing shares one GPU between pods."},
+]
+
+
+@pytest.fixture
+def rag(tmp_path: Path, embedder: LocalEmbedder) -> Any:  # embedder: the model, loaded once
+    with EmbeddedPipeline(qdrant_path=str(tmp_path / "qdrant"), embedding_backend="local") as p:
+        yield p
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_ingest_list_delete(rag: EmbeddedPipeline) -> None:
+    assert rag.list_documents("kb") is None
+    assert rag.check_collection("kb") is False
+    results = rag.ingest(DOCS, "kb")
+    assert [(r["document_id"], r["status"], r["chunks_created"]) for r in results] == [
+        ("a.md", "created", 1),
+        ("b.md", "created", 1),
+    ]
+    assert set(results[0]) >= {"collection_name", "content_hash", "latency_ms"}
+    json.dumps(results)  # plain values
+    assert rag.check_collection("kb") is True
+    listed = rag.list_documents("kb")
+    assert listed is not None and sorted(listed) == ["a.md", "b.md"]
+    assert listed["a.md"]["text_hash"] == sha256(DOCS[0]["text"])
+    assert listed["a.md"]["metadata"] == {"t": 1}
+    assert listed["a.md"]["content_hash"] == results[0]["content_hash"]
+    assert [r["status"] for r in rag.ingest(DOCS, "kb")] == ["unchanged", "unchanged"]
+    assert rag.delete("a.md", "kb") == 1
+    assert rag.delete("a.md", "kb") == 0
+    assert sorted(rag.list_documents("kb") or {}) == ["b.md"]
+    with pytest.raises(CollectionNotFoundError):
+        rag.delete("b.md", "missing")
+
+
+def test_layout_and_mismatch(rag: EmbeddedPipeline) -> None:
+    layout = rag.layout()
+    assert layout["dimension"] == 384 and layout["embedding_backend"] == "local"
+    assert layout["vectors"] == {"dense": {"size": 384, "distance": "Cosine"}}
+    assert "payload_indexes" not in layout  # embedded Qdrant
+    # A collection made for another embedder.
+    from qdrant_client import models
+
+    rag._pipeline.store.client.create_collection(  # type: ignore[attr-defined]
+        "small",
+        vectors_config={"dense": models.VectorParams(size=8, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    with pytest.raises(LayoutMismatchError) as info:
+        rag.check_collection("small")
+    message = str(info.value)
+    assert "collection 'small' stores 'dense' vectors of size 8" in message
+    assert "the embedding model produces 384-dimensional dense vectors" in message
+    wanted = {key: layout[key] for key in ("vectors", "sparse_vectors")}
+    assert f"create it with the layout {json.dumps(wanted)}" in message
+    assert info.value.layout == wanted
+    with pytest.raises(LayoutMismatchError):
+        rag.ingest(DOCS, "small")
+
+
+def test_bad_settings_and_input(tmp_path: Path, rag: EmbeddedPipeline) -> None:
+    with pytest.raises(SettingsError, match=r"unknown setting\(s\) qdrant_host, url; the settings"):
+        EmbeddedPipeline(url="http://q", qdrant_host="q")
+    with pytest.raises(SettingsError, match="chunk_size"):
+        EmbeddedPipeline(chunk_size=0)
+    with pytest.raises(SettingsError, match="CHUNK_OVERLAP must be smaller"):
+        EmbeddedPipeline(chunk_size=10, chunk_overlap=10)
+    with pytest.raises(InvalidInputError, match="invalid document"):
+        rag.ingest([{"text": "x", "unknown": 1}], "kb")
+    with pytest.raises(InvalidInputError, match="text has no words"):
+        rag.ingest([{"text": " \n\t "}], "kb")
+    with pytest.raises(InvalidInputError, match="invalid collection name 'no spaces'"):
+        rag.list_documents("no spaces")
+    with pytest.raises(InvalidInputError, match="duplicate document_id"):
+        rag.ingest([DOCS[0], DOCS[0]], "kb")
+
+
+def test_environment_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: LocalEmbedder
+) -> None:
+    monkeypatch.setenv("VECTOR_STORE", "pgvector")
+    monkeypatch.setenv("CHUNK_SIZE", "3")
+    with EmbeddedPipeline(qdrant_path=str(tmp_path / "q")) as rag:
+        assert (rag.settings.vector_store, rag.settings.chunk_size) == ("qdrant", 512)
+
+
+def test_locked_storage_is_store_unavailable(tmp_path: Path, rag: EmbeddedPipeline) -> None:
+    with pytest.raises(StoreUnavailableError, match="already accessed by another instance"):
+        EmbeddedPipeline(qdrant_path=str(tmp_path / "qdrant"))
