@@ -437,10 +437,32 @@ def test_gateway_api_istio_provider_with_inference_extension(lab: Path) -> None:
 
 
 def test_gateway_api_without_a_provider(tmp_path: Path) -> None:
-    render(tmp_path, "gateway_api_provider=none", playbooks=("playbooks/platform.yml",))
+    # The deploy play on its own, narrowed to one component of the catalogue.
+    only = '{"aistack_deploy_only": ["gateway_api"]}'
+    render(tmp_path, "gateway_api_provider=none", only, playbooks=("playbooks/deploy.yml",))
     gw = Bundle(tmp_path / "catalyst-lab" / "gateway_api")
     assert len(gw.remote()) == 2
     assert not (gw.root / "helm").exists()
+    assert [p.name for p in (tmp_path / "catalyst-lab").iterdir()] == ["gateway_api"]
+
+
+def test_deploy_only_a_layer(tmp_path: Path) -> None:
+    only = '{"aistack_deploy_only": ["data"]}'
+    out = render(tmp_path, only, playbooks=("playbooks/deploy.yml",))
+    # The data layer of the catalogue, as the lab enables it (qdrant is single-node only).
+    assert sorted(p.name for p in (tmp_path / "catalyst-lab").iterdir()) == [
+        "cloudnative_pg",
+        "mlflow",
+    ]
+    assert "data / cloudnative_pg" in out
+
+
+def test_deploy_only_rejects_unknown_names(tmp_path: Path) -> None:
+    with pytest.raises(RenderError) as failure:
+        render(tmp_path, '{"aistack_deploy_only": ["databases"]}')
+    assert "aistack_deploy_only names no layer or component: databases" in " ".join(
+        str(failure.value).split()
+    )
 
 
 # -- invalid settings fail before anything is rendered -----------------------------------
