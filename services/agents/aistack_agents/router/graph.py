@@ -1,0 +1,311 @@
+"""The query router as a LangGraph StateGraph.
+
+classify_query → retrieve_context (route rag) → generate_response → check_quality, and back to
+generate_response once when the self-evaluation fails. Every node is timed (Prometheus) and
+traced (one OpenTelemetry span per node run).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from langgraph.graph import END, START, StateGraph
+
+from aistack_agents.llm import LLMClient, LLMError
+from aistack_agents.metrics import NODE_SECONDS, PARSE_FALLBACKS, RUNS, record_quality
+from aistack_agents.rag import RagClient, RetrievalError
+from aistack_agents.router import prompts
+from aistack_agents.router.parsing import parse_classification, parse_score
+from aistack_agents.router.state import (
+    ChatMessage,
+    ParseFallback,
+    RouterState,
+    initial_state,
+)
+from aistack_agents.settings import Settings
+from aistack_agents.telemetry import tracer
+
+WORKFLOW = "router"
+# Documented defaults when the LLM's output stays unparseable after the stricter retry:
+# classification → factual via rag (a grounded answer is the safe choice; the answer says so
+# when the knowledge base has nothing); score → unknown (None), not passed, no regeneration
+# (a regeneration is for an answer judged poor, not for a judge that did not answer).
+DEFAULT_CLASSIFICATION = {"classification": "factual", "route": "rag"}
+DEFAULT_SCORE: dict[str, Any] = {"quality_score": None, "quality_passed": False}
+
+T = TypeVar("T")
+Node = Callable[[RouterState], Awaitable[dict[str, Any]]]
+
+
+def _no_context_notice(reason: str) -> str:
+    return f"No context: {reason}. This answer is from the model alone, without the knowledge base."
+
+
+class QueryRouter:
+    """Owns the LLM and RAG clients and the compiled graph."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        llm: LLMClient | None = None,
+        rag: RagClient | None = None,
+        checkpointer: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.llm = llm or LLMClient(settings, WORKFLOW)  # raises LLMNotConfiguredError
+        self.rag = rag or RagClient(settings)
+        self.graph = self._build().compile(checkpointer=checkpointer)
+
+    # -- graph -----------------------------------------------------------------------------
+    def _build(self) -> StateGraph:
+        g = StateGraph(RouterState)
+        g.add_node("classify_query", self._instrument("classify_query", self.classify_query))
+        g.add_node("retrieve_context", self._instrument("retrieve_context", self.retrieve_context))
+        g.add_node(
+            "generate_response", self._instrument("generate_response", self.generate_response)
+        )
+        g.add_node("check_quality", self._instrument("check_quality", self.check_quality))
+        g.add_edge(START, "classify_query")
+        g.add_conditional_edges(
+            "classify_query",
+            lambda s: "retrieve_context" if s["route"] == "rag" else "generate_response",
+            ["retrieve_context", "generate_response"],
+        )
+        g.add_edge("retrieve_context", "generate_response")
+        g.add_edge("generate_response", "check_quality")
+        g.add_conditional_edges("check_quality", self._after_quality, ["generate_response", END])
+        return g
+
+    def _after_quality(self, state: RouterState) -> str:
+        if state["quality_passed"] or state["quality_score"] is None:
+            return END
+        if state["attempts"] > self.settings.max_regenerations:
+            return END
+        return "generate_response"
+
+    @staticmethod
+    def _instrument(name: str, fn: Node) -> Node:
+        async def run(state: RouterState) -> dict[str, Any]:
+            start = time.perf_counter()
+            with tracer().start_as_current_span(f"router.{name}") as span:
+                span.set_attribute("agents.workflow", WORKFLOW)
+                span.set_attribute("agents.node", name)
+                try:
+                    update = await fn(state)
+                finally:
+                    NODE_SECONDS.labels(WORKFLOW, name).observe(time.perf_counter() - start)
+                for key in ("route", "classification", "quality_score", "retrieval_error"):
+                    if update.get(key) is not None:
+                        span.set_attribute(f"agents.{key}", update[key])
+                if "context" in update:
+                    span.set_attribute("agents.context_chunks", len(update["context"]))
+            return update
+
+        return run
+
+    # -- LLM exchange with one stricter retry ------------------------------------------------
+    async def _ask_structured(
+        self,
+        node: str,
+        conversation: list[dict[str, str]],
+        strict: str,
+        parse: Callable[[str], T | None],
+    ) -> tuple[T | None, list[ChatMessage], ParseFallback | None]:
+        log: list[ChatMessage] = [
+            ChatMessage(node=node, role=m["role"], content=m["content"])  # type: ignore[typeddict-item]
+            for m in conversation
+        ]
+        raw: list[str] = []
+        for attempt in (1, 2):
+            reply = await self.llm.chat(node, conversation, temperature=0.0)
+            log.append(ChatMessage(node=node, role="assistant", content=reply.text))
+            raw.append(reply.text)
+            parsed = parse(reply.text)
+            if parsed is not None:
+                if attempt == 1:
+                    return parsed, log, None
+                PARSE_FALLBACKS.labels(WORKFLOW, node, "retried").inc()
+                return parsed, log, ParseFallback(node=node, outcome="retried", raw=raw, used={})
+            if attempt == 1:
+                conversation = [
+                    *conversation,
+                    {"role": "assistant", "content": reply.text},
+                    {"role": "user", "content": strict},
+                ]
+                log.append(ChatMessage(node=node, role="user", content=strict))
+        PARSE_FALLBACKS.labels(WORKFLOW, node, "default").inc()
+        return None, log, ParseFallback(node=node, outcome="default", raw=raw, used={})
+
+    # -- nodes -------------------------------------------------------------------------------
+    async def classify_query(self, state: RouterState) -> dict[str, Any]:
+        conversation = [
+            {"role": "system", "content": prompts.CLASSIFY_SYSTEM},
+            {"role": "user", "content": state["query"]},
+        ]
+        parsed, log, fallback = await self._ask_structured(
+            "classify_query", conversation, prompts.CLASSIFY_STRICT, parse_classification
+        )
+        if parsed is None:
+            label, route = DEFAULT_CLASSIFICATION["classification"], DEFAULT_CLASSIFICATION["route"]
+        else:
+            label, route = parsed
+        fallbacks = list(state["parse_fallbacks"])
+        if fallback is not None:
+            fallback["used"] = {"classification": label, "route": route}
+            fallbacks.append(fallback)
+        return {
+            "classification": label,
+            "route": route,
+            "messages": [*state["messages"], *log],
+            "parse_fallbacks": fallbacks,
+        }
+
+    async def retrieve_context(self, state: RouterState) -> dict[str, Any]:
+        try:
+            context = await self.rag.retrieve(state["query"])
+        except RetrievalError as exc:
+            # Never a simulated context: the state and the answer say retrieval failed.
+            return {"context": [], "retrieval_error": str(exc)}
+        return {"context": context, "retrieval_error": None}
+
+    async def generate_response(self, state: RouterState) -> dict[str, Any]:
+        context = state["context"]
+        reason: str | None = None
+        if state["route"] == "rag" and not context:
+            reason = (
+                f"retrieval failed ({state['retrieval_error']})"
+                if state["retrieval_error"]
+                else "the knowledge base returned no passages for this question"
+            )
+        previous = None
+        if state["attempts"] > 0:
+            previous = (state["response"], state["quality_score"], state["quality_reason"])
+        conversation = [
+            {"role": "system", "content": prompts.GENERATE_SYSTEM},
+            {
+                "role": "user",
+                "content": prompts.generate_user(state["query"], context, reason, previous),
+            },
+        ]
+        reply = await self.llm.chat("generate_response", conversation)
+        answer = reply.text.strip()
+        if context:
+            answer = f"{answer}\n\n{prompts.sources_footer(context)}"
+        elif reason:
+            answer = f"{_no_context_notice(reason)}\n\n{answer}"
+        log = [
+            *(
+                ChatMessage(node="generate_response", role=m["role"], content=m["content"])  # type: ignore[typeddict-item]
+                for m in conversation
+            ),
+            ChatMessage(node="generate_response", role="assistant", content=reply.text),
+        ]
+        return {
+            "response": answer,
+            "attempts": state["attempts"] + 1,
+            "messages": [*state["messages"], *log],
+        }
+
+    async def check_quality(self, state: RouterState) -> dict[str, Any]:
+        conversation = [
+            {"role": "system", "content": prompts.QUALITY_SYSTEM},
+            {
+                "role": "user",
+                "content": prompts.quality_user(
+                    state["query"], state["context"], state["response"]
+                ),
+            },
+        ]
+        parsed, log, fallback = await self._ask_structured(
+            "check_quality", conversation, prompts.QUALITY_STRICT, parse_score
+        )
+        fallbacks = list(state["parse_fallbacks"])
+        update: dict[str, Any] = {"messages": [*state["messages"], *log]}
+        if parsed is None:
+            update.update(DEFAULT_SCORE, quality_reason="unparseable quality score")
+        else:
+            score, why = parsed
+            passed = score >= self.settings.quality_threshold
+            update.update(quality_score=score, quality_passed=passed, quality_reason=why)
+            record_quality(WORKFLOW, passed)
+        if fallback is not None:
+            fallback["used"] = {k: update[k] for k in ("quality_score", "quality_passed")}
+            fallbacks.append(fallback)
+        update["parse_fallbacks"] = fallbacks
+        return update
+
+    # -- running -------------------------------------------------------------------------------
+    @staticmethod
+    def config(thread_id: str | None) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
+
+    async def run(self, query: str, thread_id: str | None = None) -> RouterState:
+        """One run to the end; LLMError propagates (the caller says what could not be done)."""
+        try:
+            final = await self.graph.ainvoke(initial_state(query), self.config(thread_id))
+        except LLMError:
+            RUNS.labels(WORKFLOW, "unknown", "llm_error").inc()
+            raise
+        RUNS.labels(WORKFLOW, final["route"] or "unknown", "ok").inc()
+        return final  # type: ignore[return-value]
+
+    async def stream(
+        self, query: str, thread_id: str | None = None
+    ) -> AsyncIterator[tuple[str, RouterState]]:
+        """(node name, state after it) as each node finishes; the last one is the result."""
+        state: dict[str, Any] = dict(initial_state(query))
+        try:
+            async for chunk in self.graph.astream(
+                initial_state(query), self.config(thread_id), stream_mode="updates"
+            ):
+                for node, update in chunk.items():
+                    state.update(update or {})
+                    yield node, state  # type: ignore[misc]
+        except LLMError:
+            RUNS.labels(WORKFLOW, "unknown", "llm_error").inc()
+            raise
+        RUNS.labels(WORKFLOW, state["route"] or "unknown", "ok").inc()
+
+    async def close(self) -> None:
+        await self.llm.close()
+        await self.rag.close()
+
+
+@asynccontextmanager
+async def open_checkpointer(dsn: str | None) -> AsyncIterator[Any]:
+    """The Postgres checkpointer for a DSN (tables created on first use), or None."""
+    if not dsn:
+        yield None
+        return
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    async with AsyncPostgresSaver.from_conn_string(dsn) as saver:
+        await saver.setup()
+        yield saver
+
+
+def result_summary(state: RouterState) -> dict[str, Any]:
+    """What the CLI prints without --verbose (and the A2A data part carries)."""
+    return {
+        "query": state["query"],
+        "classification": state["classification"],
+        "route": state["route"],
+        "response": state["response"],
+        "quality_score": state["quality_score"],
+        "quality_passed": state["quality_passed"],
+        "attempts": state["attempts"],
+        "retrieval_error": state["retrieval_error"],
+        "sources": [
+            {"n": i, "document_id": c["document_id"], "chunk_index": c["chunk_index"]}
+            for i, c in enumerate(state["context"], 1)
+        ],
+        "parse_fallbacks": [
+            {"node": f["node"], "outcome": f["outcome"], "used": f["used"]}
+            for f in state["parse_fallbacks"]
+        ],
+    }

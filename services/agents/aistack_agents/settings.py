@@ -1,0 +1,55 @@
+"""Configuration: environment variables first, keyword arguments for in-process use."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NO_LLM_HELP = (
+    "no LLM is configured: set LLM_URL to an OpenAI-compatible base URL "
+    "(LocalAI http://localai:8080/v1, Ollama http://localhost:11434/v1, vLLM/KServe, "
+    "Llama Stack .../v1/openai/v1), LLM_MODEL to the model name and, if the server "
+    "needs one, LLM_API_KEY"
+)
+
+
+class Settings(BaseSettings):
+    """All knobs of the agents. Env var names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # LLM: any OpenAI-compatible chat completions endpoint. LOCALAI_URL is accepted as in the
+    # RAG service, so one variable can wire both.
+    llm_url: str | None = Field(None, validation_alias=AliasChoices("llm_url", "localai_url"))
+    llm_model: str = "llama-3.2-3b-instruct"
+    llm_api_key: str | None = None
+    llm_timeout_s: float = Field(60.0, gt=0)
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=1)
+
+    # RAG service (its public HTTP API: POST /query with generate=false).
+    rag_url: str | None = None
+    rag_api_key: str | None = None
+    rag_collection: str | None = None
+    rag_top_n: int = Field(3, ge=1, le=50)
+    rag_timeout_s: float = Field(30.0, gt=0)
+
+    # Router behaviour.
+    quality_threshold: int = Field(60, ge=0, le=100)
+    max_regenerations: int = Field(1, ge=0, le=1)  # the issue allows at most one
+
+    # Postgres checkpointer (LangGraph); none: no persistence of the graph state.
+    checkpoint_dsn: str | None = None
+
+    # A2A server.
+    a2a_host: str = "127.0.0.1"
+    a2a_port: int = Field(9999, ge=1, le=65535)
+    a2a_public_url: str | None = None  # URL in the agent card; default http://host:port/
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_url)
+
+    @property
+    def public_url(self) -> str:
+        return self.a2a_public_url or f"http://{self.a2a_host}:{self.a2a_port}/"

@@ -1,0 +1,224 @@
+"""Fixtures for the agents tests, which run in .venv-agents (see test_in_agents_venv.py):
+a scripted OpenAI-compatible server over loopback, the real RAG service (embedded Qdrant,
+started from the main .venv as a subprocess), and pgserver."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+AGENTS_VENV = REPO / ".venv-agents"
+IN_AGENTS_VENV = importlib.util.find_spec("aistack_agents") is not None
+
+# In the main venv only the runner is collected: it runs this folder with .venv-agents.
+collect_ignore_glob = [] if IN_AGENTS_VENV else ["test_router.py", "test_a2a.py"]
+if IN_AGENTS_VENV:
+    collect_ignore_glob.append("test_in_agents_venv.py")
+
+# Which node sent a chat request, told by its system prompt's first words.
+KINDS = {"You route": "classify", "You are a precise": "generate", "You grade": "quality"}
+
+
+class ScriptedLLM:
+    """Chat completions answered from a per-test script of (kind, reply) in call order."""
+
+    def __init__(self) -> None:
+        self.script: deque[tuple[str, str]] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def expect(self, *steps: tuple[str, str]) -> None:
+        with self.lock:
+            self.script = deque(steps)
+            self.requests = []
+            self.errors = []
+
+    def done(self) -> None:
+        """Every scripted reply was used, each by the node it was meant for."""
+        assert self.errors == [], self.errors
+        assert not self.script, f"unused replies: {list(self.script)}"
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["kind"] == kind]
+
+    def _next(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        system = body["messages"][0]["content"] if body.get("messages") else ""
+        kind = next((k for prefix, k in KINDS.items() if system.startswith(prefix)), "unknown")
+        with self.lock:
+            self.requests.append({"kind": kind, "body": body})
+            if not self.script:
+                self.errors.append(f"unscripted {kind} request")
+                return 500, {"error": {"message": "no scripted reply left"}}
+            want, text = self.script.popleft()
+            if want != kind:
+                self.errors.append(f"expected a {want} request, got {kind}")
+                return 500, {"error": {"message": f"expected {want}, got {kind}"}}
+        prompt = sum(len(m["content"].split()) for m in body["messages"])
+        completion = len(text.split())
+        return 200, {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        llm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    self._send(
+                        200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+                    )
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                self._send(*llm._next(body))
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def scripted_llm() -> Iterator[ScriptedLLM]:
+    llm = ScriptedLLM()
+    yield llm
+    llm.close()
+
+
+@pytest.fixture
+def llm(scripted_llm: ScriptedLLM) -> ScriptedLLM:
+    scripted_llm.expect()
+    return scripted_llm
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+RAG_DOCS = {
+    "longhorn": "Longhorn provides replicated block storage volumes for Kubernetes workloads.",
+    "timeslicing": "GPU time-slicing lets several pods share one NVIDIA GPU on a node.",
+}
+
+
+@pytest.fixture(scope="session")
+def rag_url() -> Iterator[str]:
+    """The real RAG service (main .venv, this checkout's code) with embedded Qdrant on disk
+    and two documents ingested over its HTTP API."""
+    import httpx
+
+    exe = REPO / ".venv" / "bin" / "rag-pipeline"
+    if not exe.exists():
+        pytest.skip("the main .venv (make venv) is needed to run the RAG service")
+    port = free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="agents-rag-"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "services" / "rag_pipeline"),
+        "QDRANT_PATH": str(tmp / "qdrant"),
+        "HF_HUB_OFFLINE": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    for var in ("LLM_URL", "LOCALAI_URL", "API_KEY", "VECTOR_STORE", "QDRANT_URL"):
+        env.pop(var, None)
+    with open(tmp / "rag.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/ready", proc, 120)  # log: tmp/rag.log
+        for doc_id, text in RAG_DOCS.items():
+            httpx.post(
+                f"{url}/ingest", json={"document_id": doc_id, "text": text}, timeout=60
+            ).raise_for_status()
+        yield url
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A real PostgreSQL from pgserver, one per session."""
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="agents-pg-"), cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()

@@ -1,0 +1,228 @@
+"""The LangGraph query router against a scripted OpenAI-compatible server over loopback and
+the real RAG service: every branch of the graph, the CLI, the Postgres checkpointer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from typing import Any
+
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from aistack_agents.router import QueryRouter, RouterState, open_checkpointer
+from aistack_agents.router.prompts import CLASSIFY_STRICT, QUALITY_STRICT
+from aistack_agents.settings import Settings
+from aistack_agents.telemetry import setup_tracing
+from tests.agents.conftest import AGENTS_VENV, REPO, ScriptedLLM
+from tests.conftest import free_port
+
+RAG = '{"classification": "factual", "route": "rag"}'
+DIRECT = '{"classification": "creative", "route": "direct"}'
+
+
+def score(n: int, reason: str = "ok") -> str:
+    return json.dumps({"score": n, "reason": reason})
+
+
+def run(settings: Settings, query: str, **kw: Any) -> RouterState:
+    async def go() -> RouterState:
+        router = QueryRouter(settings, **kw)
+        try:
+            return await router.run(query)
+        finally:
+            await router.close()
+
+    return asyncio.run(go())
+
+
+def settings_for(llm: ScriptedLLM, rag_url: str | None = None, **kw: Any) -> Settings:
+    return Settings(llm_url=llm.url, llm_model="scripted", rag_url=rag_url, **kw)
+
+
+def test_direct_route_one_span_per_node(llm: ScriptedLLM) -> None:
+    spans = InMemorySpanExporter()
+    setup_tracing().add_span_processor(SimpleSpanProcessor(spans))
+    llm.expect(("classify", DIRECT), ("generate", "Roses are red."), ("quality", score(85)))
+    # A RAG URL that nobody serves: the direct route must not touch it.
+    state = run(settings_for(llm, f"http://127.0.0.1:{free_port()}"), "Write a short poem")
+    llm.done()
+    assert (state["classification"], state["route"]) == ("creative", "direct")
+    assert state["response"] == "Roses are red."
+    assert state["context"] == [] and state["retrieval_error"] is None
+    assert (state["quality_score"], state["quality_passed"], state["attempts"]) == (85, True, 1)
+    assert state["parse_fallbacks"] == []
+    assert [m["node"] for m in state["messages"] if m["role"] == "assistant"] == [
+        "classify_query",
+        "generate_response",
+        "check_quality",
+    ]
+    names = [s.name for s in spans.get_finished_spans()]
+    assert names == ["router.classify_query", "router.generate_response", "router.check_quality"]
+    assert spans.get_finished_spans()[0].attributes["agents.route"] == "direct"
+
+
+def test_rag_route_with_real_rag_service(llm: ScriptedLLM, rag_url: str) -> None:
+    llm.expect(
+        ("classify", RAG),
+        ("generate", "Longhorn replicates block volumes [1]."),
+        ("quality", "```json\n" + score(90) + "\n```"),
+    )
+    state = run(settings_for(llm, rag_url, rag_top_n=2), "Which component replicates volumes?")
+    llm.done()
+    assert state["route"] == "rag" and state["retrieval_error"] is None
+    assert state["context"][0]["document_id"] == "longhorn"
+    assert "Longhorn provides replicated block storage" in state["context"][0]["text"]
+    # The LLM saw the numbered passages, and the answer lists the cited sources.
+    prompt = llm.of_kind("generate")[0]["body"]["messages"][1]["content"]
+    assert "[1] (longhorn#0) Longhorn provides replicated block storage" in prompt
+    assert state["response"].startswith("Longhorn replicates block volumes [1].")
+    assert "Sources:\n[1] longhorn (chunk 0)" in state["response"]
+    assert state["quality_score"] == 90 and state["quality_passed"]
+
+
+def test_retrieval_down_says_no_context(llm: ScriptedLLM) -> None:
+    llm.expect(
+        ("classify", RAG), ("generate", "From general knowledge: ..."), ("quality", score(70))
+    )
+    state = run(settings_for(llm, f"http://127.0.0.1:{free_port()}"), "What stores volumes?")
+    llm.done()
+    assert state["route"] == "rag" and state["context"] == []
+    assert "unreachable" in (state["retrieval_error"] or "")
+    assert state["response"].startswith("No context: retrieval failed (")
+    assert "Sources:" not in state["response"]
+    prompt = llm.of_kind("generate")[0]["body"]["messages"][1]["content"]
+    assert "No context passages are available" in prompt and "[1]" not in prompt
+
+
+def test_unparseable_classification_retries_then_defaults(llm: ScriptedLLM) -> None:
+    llm.expect(
+        ("classify", "It is a factual question, I think."),
+        ("classify", "factual / rag"),
+        ("generate", "An answer."),
+        ("quality", score(75)),
+    )
+    state = run(settings_for(llm, None), "What is Longhorn?")
+    llm.done()
+    retry = llm.of_kind("classify")[1]["body"]["messages"]
+    assert retry[-1]["content"] == CLASSIFY_STRICT and retry[-2]["role"] == "assistant"
+    assert (state["classification"], state["route"]) == ("factual", "rag")  # the default
+    [fallback] = state["parse_fallbacks"]
+    assert fallback["node"] == "classify_query" and fallback["outcome"] == "default"
+    assert fallback["raw"] == ["It is a factual question, I think.", "factual / rag"]
+    assert fallback["used"] == {"classification": "factual", "route": "rag"}
+    # No RAG_URL: the rag route says so instead of inventing context.
+    assert state["retrieval_error"] == "no RAG service configured (set RAG_URL)"
+    assert state["response"].startswith("No context: retrieval failed")
+
+
+def test_unparseable_score_retried_then_default(llm: ScriptedLLM) -> None:
+    llm.expect(
+        ("classify", "Sure!"),
+        ("classify", DIRECT),
+        ("generate", "Blue."),
+        ("quality", "Looks great to me"),
+        ("quality", '{"score": "high"}'),
+    )
+    state = run(settings_for(llm), "What colour is the sky?")
+    llm.done()
+    assert llm.of_kind("quality")[1]["body"]["messages"][-1]["content"] == QUALITY_STRICT
+    assert state["route"] == "direct"
+    assert (state["quality_score"], state["quality_passed"], state["attempts"]) == (None, False, 1)
+    assert [(f["node"], f["outcome"]) for f in state["parse_fallbacks"]] == [
+        ("classify_query", "retried"),
+        ("check_quality", "default"),
+    ]
+    assert state["parse_fallbacks"][1]["used"] == {"quality_score": None, "quality_passed": False}
+
+
+def test_quality_fail_then_regenerate_passes(llm: ScriptedLLM, rag_url: str) -> None:
+    llm.expect(
+        ("classify", RAG),
+        ("generate", "Something about GPUs."),
+        ("quality", score(30, "off topic")),
+        ("generate", "Longhorn replicates block storage [1]."),
+        ("quality", score(80)),
+    )
+    state = run(settings_for(llm, rag_url), "Which component replicates block storage?")
+    llm.done()
+    second = llm.of_kind("generate")[1]["body"]["messages"][1]["content"]
+    assert "scored 30/100 (off topic)" in second and "Something about GPUs." in second
+    assert (state["quality_score"], state["quality_passed"], state["attempts"]) == (80, True, 2)
+    assert state["response"].startswith("Longhorn replicates block storage [1].")
+
+
+def test_threshold_configurable_and_one_regeneration_at_most(llm: ScriptedLLM) -> None:
+    llm.expect(
+        ("classify", DIRECT),
+        ("generate", "v1"),
+        ("quality", score(70)),
+        ("generate", "v2"),
+        ("quality", "70"),
+    )
+    state = run(settings_for(llm, quality_threshold=75), "Explain time-slicing")
+    llm.done()
+    assert (state["quality_score"], state["quality_passed"], state["attempts"]) == (70, False, 2)
+    assert state["response"] == "v2"
+
+
+def test_postgres_checkpointer_from_the_cli(llm: ScriptedLLM, pg_dsn: str) -> None:
+    llm.expect(("classify", DIRECT), ("generate", "Checkpointed."), ("quality", score(99)))
+    proc = _cli("--query", "Say it", "--thread-id", "t-1", LLM_URL=llm.url, CHECKPOINT_DSN=pg_dsn)
+    llm.done()
+    assert proc.returncode == 0, proc.stderr
+
+    async def stored() -> Any:
+        # Another process, a new connection: the run's final state is in PostgreSQL.
+        async with open_checkpointer(pg_dsn) as saver:
+            router = QueryRouter(settings_for(llm), checkpointer=saver)
+            try:
+                return await router.graph.aget_state(router.config("t-1"))
+            finally:
+                await router.close()
+
+    snapshot = asyncio.run(stored())
+    assert snapshot.next == ()  # the run finished
+    assert snapshot.values["response"] == json.loads(proc.stdout)["response"] == "Checkpointed."
+    assert snapshot.values["quality_score"] == 99 and snapshot.values["route"] == "direct"
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    ours = ("LLM_URL", "LOCALAI_URL", "RAG_URL", "CHECKPOINT_DSN")
+    base = {k: v for k, v in os.environ.items() if k not in ours}
+    return subprocess.run(
+        [str(AGENTS_VENV / "bin" / "aistack-agents"), "router", *args],
+        cwd=REPO,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_json_result_and_verbose_state(llm: ScriptedLLM, rag_url: str) -> None:
+    llm.expect(("classify", RAG), ("generate", "GPU time-slicing [1]."), ("quality", score(88)))
+    proc = _cli(
+        "--query", "How do pods share a GPU?", "--verbose", LLM_URL=llm.url, RAG_URL=rag_url
+    )
+    llm.done()
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads(proc.stdout)
+    assert set(RouterState.__annotations__) == set(state)
+    assert state["context"][0]["document_id"] == "timeslicing"
+    llm.expect(("classify", DIRECT), ("generate", "Hi."), ("quality", score(61)))
+    brief = json.loads(_cli("--query", "hello", LLM_URL=llm.url).stdout)
+    llm.done()
+    assert brief["response"] == "Hi." and brief["quality_passed"] is True
+    assert "messages" not in brief and brief["sources"] == []
+
+
+def test_cli_without_llm_says_how_to_configure() -> None:
+    proc = _cli("--query", "anything")
+    assert proc.returncode == 2
+    out = json.loads(proc.stdout)
+    assert "could not answer" in out["error"] and "LLM_URL" in out["error"]
+    assert "response" not in out
