@@ -123,7 +123,9 @@ def inspect_dest(dest: str, header: str) -> Ownership:
     if not os.path.isdir(dest):
         return own
     own.exists = True
-    entries = [name for name in _all_files(dest) if name != MARKER]
+    entries = [name for name in _all_files(dest) if name not in (MARKER, MARKER + ".tmp")]
+    if os.path.lexists(os.path.join(dest, MARKER + ".tmp")):  # an interrupted write_marker
+        own.leftovers.append(MARKER + ".tmp")
     if os.path.lexists(os.path.join(dest, MARKER)):
         own.marker = _read_marker(dest)
         own.owned = set(own.marker["files"])
@@ -143,7 +145,7 @@ def inspect_dest(dest: str, header: str) -> Ownership:
                 f"file it writes): refusing to write or remove anything there ({shown}); "
                 "use an empty or new directory for the bundle"
             )
-    own.leftovers = [n for n in entries if n.endswith(".tmp") and n[: -len(".tmp")] in own.owned]
+    own.leftovers += [n for n in entries if n.endswith(".tmp") and n[: -len(".tmp")] in own.owned]
     own.unmanaged = [n for n in entries if n not in own.owned and n not in own.leftovers]
     return own
 

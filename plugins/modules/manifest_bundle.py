@@ -15,7 +15,7 @@ description:
     naming the file, the object (C(Kind/name)) and the schema error, and the directory is
     left as it was.
   - Files are only rewritten when their content changes, so a second run reports
-    C(changed=false). Stale files from an earlier render are removed (O(prune)).
+    C(changed=false). Stale files it wrote in an earlier render are removed (O(prune)).
   - The module owns only the files it writes. It lists them in C(.aistack-bundle.json) in
     O(dest) (a JSON marker with a format number); O(prune) and O(state=absent) remove only
     files listed there, then directories left empty, and O(dest) itself only when nothing
