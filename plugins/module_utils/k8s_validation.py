@@ -129,12 +129,6 @@ class ManifestValidator:
                 errors.append(f"metadata.name {name!r} is not a valid DNS name")
         if errors:
             return errors
-        if obj["kind"] == "Secret" and (obj.get("data") or obj.get("stringData")):
-            return [
-                "Secret carries data in plain text; reference an existing Secret or pass it "
-                "through deploy_secrets (Vault-sourced, applied with no_log, never rendered)"
-            ]
-
         validator = self._validator_for(obj["apiVersion"], obj["kind"])
         if validator is not None:
             return [
@@ -176,6 +170,85 @@ class ManifestValidator:
             if unexpected:
                 errors.append("unexpected top-level field(s): {}".format(", ".join(unexpected)))
         return errors
+
+
+# Environment variable names that say their value is a secret (upper-cased, '-' and '.' as
+# '_'). TOKEN must end the word: MAX_TOKENS and TOKENIZERS_PARALLELISM are not secrets.
+SECRET_NAME = re.compile(
+    r"PASSW(OR)?D|PASSPHRASE|SECRET|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|TOKEN(?![A-Z])"
+)
+# ...unless the last word says the value names, locates or measures it, rather than being it
+# (POSTGRES_PASSWORD_FILE, LOCAL_AI_MODEL_TOKEN_LIMIT).
+NOT_A_SECRET_SUFFIXES = frozenset(
+    {"FILE", "PATH", "DIR", "URL", "URI", "NAME", "HEADER", "ENDPOINT"}
+    | {"LIMIT", "COUNT", "SIZE", "LENGTH", "MAX", "MIN", "TTL", "TIMEOUT", "ENABLED", "TYPE"}
+)
+# A value that only refers to another variable of the container: $(NAME).
+VARIABLE_REFERENCE = re.compile(r"^\$\([A-Za-z_][A-Za-z0-9_.-]*\)$")
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def secret_like(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret."""
+    normal = re.sub(r"[-.]", "_", name.upper())
+    return bool(SECRET_NAME.search(normal)) and normal.split("_")[-1] not in NOT_A_SECRET_SUFFIXES
+
+
+def _containers(value: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """(path, container) of every container list anywhere in an object: Pods, the pod
+    templates of Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, and custom resources
+    that embed containers."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key in CONTAINER_LISTS and isinstance(item, list):
+                found.extend(
+                    (f"{where}[{index}]", container)
+                    for index, container in enumerate(item)
+                    if isinstance(container, dict)
+                )
+            else:
+                found.extend(_containers(item, where))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_containers(item, f"{path}[{index}]"))
+    return found
+
+
+def plain_text_secrets(obj: Any) -> list[str]:
+    """Secret values written into an object in plain text; never repeats a value.
+
+    A Secret with ``data`` or ``stringData``, and container environment variables whose name
+    says they hold a secret (PASSWORD, TOKEN, SECRET, API_KEY, ...) given a literal ``value``
+    (``valueFrom`` is the way: a secretKeyRef).
+    """
+    if not isinstance(obj, dict):
+        return []
+    if obj.get("kind") == "Secret" and (obj.get("data") or obj.get("stringData")):
+        return [
+            "Secret carries data in plain text; reference an existing Secret or pass it "
+            "through deploy_secrets (Vault-sourced, applied with no_log, never rendered)"
+        ]
+    errors = []
+    for where, container in _containers(obj, ""):
+        env = container.get("env")
+        for index, var in enumerate(env if isinstance(env, list) else []):
+            if not isinstance(var, dict) or not isinstance(var.get("name"), str):
+                continue
+            value = var.get("value")
+            if value in (None, "") or "valueFrom" in var or not secret_like(var["name"]):
+                continue
+            if isinstance(value, str) and VARIABLE_REFERENCE.match(value):
+                continue
+            errors.append(
+                "{}.env[{}] (container {}): environment variable {} has a plain-text value, "
+                "and its name says it is a secret; take it from a Secret with "
+                "valueFrom.secretKeyRef (deploy_secrets creates Secrets from Vault)".format(
+                    where, index, container.get("name", "?"), var["name"]
+                )
+            )
+    return errors
 
 
 def canonical_json(value: Any) -> str:

@@ -44,6 +44,14 @@ options:
       - Files found in directories or by a wildcard whose type is not supported are skipped
         (listed in RV(files) with status C(skipped)); a file named explicitly with an
         unsupported type fails the task. Hidden files and directories are ignored.
+      - Entries found that are not regular files (FIFOs, sockets, devices) are skipped with
+        the reason, and never opened. Files that cannot be read - a symbolic link loop, a
+        dangling symbolic link, a file removed while the task runs, a name that is not UTF-8
+        (shown with its bytes escaped as C(\xNN)), a directory that cannot be listed,
+        content that is not UTF-8 text or not a readable PDF - have status C(failed); the
+        other files are still ingested and the task fails at the end (see RV(failed_files)).
+      - A path given here that does not exist or is neither a regular file nor a directory
+        (a dangling link, a FIFO) fails the task before anything is read.
       - Supported types by extension are C(.txt), C(.text), C(.md), C(.markdown), C(.html),
         C(.htm) and C(.pdf).
     type: list
@@ -86,7 +94,9 @@ options:
       - Remove documents that this module ingested (marked with C(metadata.ingested_by))
         from under O(base_dir) whose file is no longer among the files of this run, for
         example because it was deleted.
-      - Nothing is removed when any file of the run failed.
+      - Nothing is removed when any file of the run failed (a file that could not be read
+        may be one whose document would otherwise look deleted); those documents are listed
+        with status C(pending).
     type: bool
     default: false
   batch_size:
@@ -162,6 +172,8 @@ attributes:
     platforms: posix
     description: Runs where the files are (usually the controller, C(localhost)).
 notes:
+  - A file that cannot be read fails alone - the other files are ingested, and the task
+    fails at the end with the full result (RV(files) says which files failed and why).
   - A failed request is retried; when it still fails, the task fails naming the files of
     that request. Documents ingested before stay complete and consistent (the service
     replaces a document atomically); running the task again finishes the job.
@@ -245,15 +257,16 @@ removed:
   sample: 0
 failed_files:
   description:
-    - Files that could not be ingested. The task fails when this is not 0 (Ansible reserves
-      the key C(failed) for that boolean).
+    - Files that could not be read or ingested (status C(failed) in RV(files)). The other
+      files of the run are processed all the same; the task fails at the end when this is
+      not 0, with this whole result (Ansible reserves the key C(failed) for that boolean).
   returned: always
   type: int
   sample: 0
 ignored:
   description:
-    - Files found in directories with an unsupported type or without any text (status
-      C(skipped) in RV(files)).
+    - Files found in directories with an unsupported type, without any text, or that are
+      not regular files (FIFOs, sockets, devices) (status C(skipped) in RV(files)).
   returned: always
   type: int
   sample: 2
@@ -279,7 +292,9 @@ files:
   elements: dict
   contains:
     path:
-      description: Absolute path of the file (for removed documents, its former path).
+      description:
+        - Absolute path of the file (for removed documents, its former path).
+        - Bytes of a file name that is not UTF-8 are shown escaped, as C(\xNN).
       type: str
     document_id:
       description: Document ID in the collection.
@@ -287,7 +302,8 @@ files:
     status:
       description:
         - V(ingested), V(updated), V(unchanged), V(removed), V(failed), V(skipped), or
-          V(pending) (not attempted because an earlier request failed for good).
+          V(pending) (not attempted because an earlier request failed for good, or a
+          document not pruned because a file failed).
       type: str
     format:
       description: Detected format (V(text), V(markdown), V(html), V(pdf)).

@@ -15,7 +15,23 @@ description:
     naming the file, the object (C(Kind/name)) and the schema error, and the directory is
     left as it was.
   - Files are only rewritten when their content changes, so a second run reports
-    C(changed=false). Stale files from an earlier render are removed (O(prune)).
+    C(changed=false). Stale files it wrote in an earlier render are removed (O(prune)).
+  - The module owns only the files it writes. It lists them in C(.aistack-bundle.json) in
+    O(dest) (a JSON marker with a format number); O(prune) and O(state=absent) remove only
+    files listed there, then directories left empty, and O(dest) itself only when nothing
+    else is in it. Files of anyone else in O(dest) are never changed or removed
+    (RV(unmanaged_files)), and the task fails, writing nothing, when one is where a bundle
+    file goes.
+  - O(dest) must be a directory that does not exist yet, is empty, or holds a bundle of this
+    module; the task fails, touching nothing, when it is a file or a non-empty directory
+    without the marker.
+  - Migration - bundles written before the marker existed have none. Such a directory is
+    adopted (with a warning) - the files named like bundle files (C(NN-kind-name.yaml),
+    C(helm/<release>/release.yaml) and C(values.yaml), C(kustomization.yaml),
+    C(remote.yaml), C(secrets.required.yaml)) that begin with the header line this module
+    writes are taken as its own and recorded in a new marker; any other file is left alone.
+    The deploy role gives every component a directory of its own
+    (C(<aistack_render_dir>/<component>)), so its earlier bundles are adopted as they are.
   - This is the render half of the collection's deploy mechanism (role
     M(aistack.platform.deploy) calls it in both C(render) and C(apply) modes).
 author:
@@ -31,6 +47,17 @@ options:
     description:
       - Kubernetes objects, in apply order. Each item is one object (a mapping).
       - Secrets must not carry C(data) or C(stringData); pass them through O(secrets) instead.
+      - Nor may a container (in any object - Pods, the pod templates of Deployments,
+        StatefulSets, DaemonSets, Jobs and CronJobs, custom resources) set a plain C(value) for
+        an environment variable whose name says it is a secret (it contains C(PASSWORD),
+        C(PASSWD), C(PASSPHRASE), C(SECRET), C(API_KEY), C(ACCESS_KEY), C(PRIVATE_KEY),
+        C(CREDENTIAL) or the word C(TOKEN), in any case, and its last word is not one that
+        names, locates or measures the secret - C(FILE), C(PATH), C(DIR), C(URL), C(URI),
+        C(NAME), C(HEADER), C(ENDPOINT), C(LIMIT), C(COUNT), C(SIZE), C(LENGTH), C(MAX),
+        C(MIN), C(TTL), C(TIMEOUT), C(ENABLED), C(TYPE)); use C(valueFrom) (a
+        C(secretKeyRef)). An empty value and a C($(OTHER_VAR)) reference are fine. The error
+        names the object, container and variable, never the value.
+      - These plain-text secret checks run even with O(validate=false).
     type: list
     elements: dict
     default: []
@@ -135,12 +162,16 @@ options:
         choices: [vault, existing]
         default: existing
   prune:
-    description: Remove files in O(dest) that this render no longer produces.
+    description:
+      - Remove files that this module wrote to O(dest) earlier (listed in its marker) and
+        this render no longer produces. Other files are never removed.
     type: bool
     default: true
   state:
     description:
-      - V(present) writes the bundle; V(absent) removes O(dest) and everything in it.
+      - V(present) writes the bundle; V(absent) removes the files this module wrote to
+        O(dest) and its marker, then O(dest) if nothing else is left in it (other files and
+        O(dest) with them are kept, with a warning).
     type: str
     choices: [present, absent]
     default: present
@@ -155,7 +186,8 @@ attributes:
     support: full
     description:
       - With V(present), the before and after content of each file that changes (removed
-        files have an empty after). With V(absent), the list of files that are removed.
+        files have an empty after), and of the marker C(.aistack-bundle.json) when the set of
+        files it lists changes. With V(absent), the list of files that are removed.
   platform:
     support: N/A
     platforms: posix
@@ -207,10 +239,20 @@ files:
   elements: str
   sample: [01-service-localai.yaml, helm/localai/release.yaml, helm/localai/values.yaml]
 changed_files:
-  description: Files that were (or in check mode would be) created, changed or removed.
+  description:
+    - Files that were (or in check mode would be) created, changed or removed.
+    - The marker C(.aistack-bundle.json) is not listed; writing it alone (when an earlier
+      bundle is adopted) still reports C(changed=true).
   returned: always
   type: list
   elements: str
+unmanaged_files:
+  description:
+    - Files in O(dest), relative to it, that this module did not write and leaves alone.
+  returned: always
+  type: list
+  elements: str
+  sample: [README.md]
 objects:
   description: Number of Kubernetes objects rendered.
   returned: always
@@ -243,19 +285,30 @@ errors:
   elements: dict
 """
 
+import json
 import os
 import re
-import shutil
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.aistack.platform.plugins.module_utils.bundle_ownership import (
+    MARKER,
+    BundleError,
+    Ownership,
+    inspect_dest,
+    printable,
+    remove_bundle,
+    remove_owned,
+    write_marker,
+)
 from ansible_collections.aistack.platform.plugins.module_utils.k8s_validation import (
     HAS_KUBERNETES_VALIDATE,
     KUBERNETES_VALIDATE_IMPORT_ERROR,
     ManifestValidator,
     object_ref,
+    plain_text_secrets,
 )
 
 try:
@@ -267,7 +320,6 @@ except ImportError:  # pragma: no cover
 
 HEADER = "# Rendered by aistack.platform; changes are overwritten on the next render.\n"
 PINNED_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
-MANAGED_SUFFIXES = (".yaml", ".yml")
 # A remote manifest is pinned by a version in its URL (a path segment or a ref/version query).
 PINNED_URL = re.compile(r"(/|[?&](ref|version)=)v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?(/|$|&)")
 FLOATING_REF = re.compile(r"(/|[?&]ref=)(main|master|latest|head|HEAD)(/|$|&)")
@@ -358,16 +410,12 @@ def plan_files(
     return files
 
 
-def existing_files(dest: str) -> dict[str, str]:
+def owned_content(own: Ownership) -> dict[str, str]:
+    """The content of the files of the bundle that exist (only files this module owns)."""
     found: dict[str, str] = {}
-    if not os.path.isdir(dest):
-        return found
-    for root, _dirs, filenames in os.walk(dest):
-        for filename in filenames:
-            if filename.endswith(MANAGED_SUFFIXES):
-                path = os.path.join(root, filename)
-                with open(path, encoding="utf-8") as handle:
-                    found[os.path.relpath(path, dest)] = handle.read()
+    for name in own.present():
+        with open(own.path(name), encoding="utf-8", errors="replace") as handle:
+            found[name] = handle.read()
     return found
 
 
@@ -434,6 +482,36 @@ def validate_remote(remote: list[dict[str, Any]]) -> list[dict[str, str]]:
     return errors
 
 
+def adopted_warning(own: Ownership) -> str:
+    return (
+        f"{own.dest}: no {MARKER}; adopted {len(own.adopted)} file(s) that an earlier version "
+        f"of this module wrote (named like bundle files, starting with its header); "
+        f"{len(own.unmanaged)} other file(s) are left alone; the new marker lists the adopted ones."
+    )
+
+
+def absent(module: AnsibleModule, own: Ownership, result: dict[str, Any]) -> dict[str, Any]:
+    """Remove the files this module owns, then dest if nothing else is left in it."""
+    present = own.present()
+    result["changed_files"] = present
+    result["unmanaged_files"] = [printable(name) for name in own.unmanaged]
+    # An empty directory without a marker is not known to be ours: left as it is.
+    result["changed"] = bool(present or own.marker is not None or own.leftovers)
+    if own.adopted:
+        module.warn(adopted_warning(own))
+    if own.unmanaged and result["changed"]:
+        module.warn(
+            "{}: kept {} file(s) this module did not write (and so the directory): {}".format(
+                own.dest, len(own.unmanaged), ", ".join(result["unmanaged_files"][:10])
+            )
+        )
+    if result["changed"] and module._diff:
+        result["diff"] = {"before": {"files": present}, "after": {"files": []}}
+    if result["changed"] and not module.check_mode:
+        remove_bundle(own)
+    return result
+
+
 def run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
     dest = os.path.abspath(params["dest"])
@@ -442,21 +520,18 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         "dest": dest,
         "files": [],
         "changed_files": [],
+        "unmanaged_files": [],
         "objects": 0,
         "releases": 0,
         "remote_manifests": 0,
         "kinds": {},
     }
-    before = existing_files(dest)
-
+    try:
+        own = inspect_dest(dest, HEADER)
+    except BundleError as exc:
+        module.fail_json(msg=str(exc), **result)
     if params["state"] == "absent":
-        result["changed_files"] = sorted(before)
-        result["changed"] = os.path.exists(dest)
-        if result["changed"] and module._diff:
-            result["diff"] = {"before": {"files": sorted(before)}, "after": {"files": []}}
-        if result["changed"] and not module.check_mode:
-            shutil.rmtree(dest)
-        return result
+        return absent(module, own, result)
 
     manifests = params["manifests"]
     releases = params["helm_releases"]
@@ -465,6 +540,12 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     manifest_files = [name for name in planned if re.match(r"^\d+-", name)]
 
     errors = validate_remote(remote) + validate_releases(releases)
+    # Plain-text secrets are refused whether or not the schemas are checked.
+    for filename, obj in zip(manifest_files, manifests, strict=False):
+        for message in plain_text_secrets(obj):
+            errors.append(
+                {"file": os.path.join(dest, filename), "object": object_ref(obj), "error": message}
+            )
     if params["validate"]:
         try:
             validator = ManifestValidator(params["kubernetes_version"], strict=params["strict"])
@@ -487,20 +568,36 @@ def run(module: AnsibleModule) -> dict[str, Any]:
             errors=errors,
             **result,
         )
+    clash = [name for name in planned if name in own.unmanaged]
+    if clash:
+        module.fail_json(
+            msg="{}: file(s) this module did not write are in the way of the bundle, nothing "
+            "written: {} (move them away, or use another dest)".format(dest, ", ".join(clash)),
+            **result,
+        )
 
+    before = owned_content(own)
     kinds: dict[str, int] = {}
     for obj in manifests:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
     changed = [name for name, content in planned.items() if before.get(name) != content]
     stale = sorted(set(before) - set(planned)) if params["prune"] else []
+    # Owned from now on: the bundle, plus the earlier files that were not pruned.
+    owned = set(planned) | (set(before) - set(stale))
+    marker = own.marker_for(owned)
+    # No marker is needed (nor a directory created) for an empty bundle nobody owned before.
+    marker_changes = own.marker != marker and (own.marker is not None or bool(owned))
+    if own.adopted:
+        module.warn(adopted_warning(own))
     result.update(
         files=list(planned),
+        unmanaged_files=[printable(name) for name in own.unmanaged],
         objects=len(manifests),
         releases=len(releases),
         remote_manifests=len(remote),
         kinds=kinds,
         changed_files=changed + stale,
-        changed=bool(changed or stale),
+        changed=bool(changed or stale or marker_changes),
     )
     if module._diff and result["changed"]:
         result["diff"] = [
@@ -512,9 +609,21 @@ def run(module: AnsibleModule) -> dict[str, Any]:
             }
             for name in changed + stale
         ]
+        if marker_changes:
+            result["diff"].append(
+                {
+                    "before_header": os.path.join(dest, MARKER),
+                    "after_header": os.path.join(dest, MARKER),
+                    "before": json.dumps(own.marker, indent=2) + "\n" if own.marker else "",
+                    "after": json.dumps(marker, indent=2) + "\n",
+                }
+            )
     if module.check_mode:
         return result
 
+    # Claim the new files before writing them, so an interrupted run leaves none unowned.
+    if not own.owned >= set(planned):
+        write_marker(own, own.owned | owned)
     for name in changed:
         path = os.path.join(dest, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -523,11 +632,9 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(planned[name])
         os.replace(tmp, path)
-    for name in stale:
-        os.remove(os.path.join(dest, name))
-    for root, _dirs, _files in os.walk(dest, topdown=False):
-        if root != dest and not os.listdir(root):
-            os.rmdir(root)
+    remove_owned(own, stale)
+    if marker_changes:
+        write_marker(own, owned)
     return result
 
 

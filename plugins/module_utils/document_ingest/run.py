@@ -35,6 +35,7 @@ from ansible_collections.aistack.platform.plugins.module_utils.documents import 
     default_base_dir,
     discover,
     extract,
+    printable,
 )
 
 DIRECT_ONLY = ("embedding_model_path", "embedding_url", "embedding_api_key")
@@ -117,15 +118,7 @@ class Ingestion:
         finally:
             target.close()
         if self.failures:
-            self.fail(
-                "{} file(s) failed to ingest ({} ingested, {} updated before the failure are "
-                "complete; run again to finish):\n{}".format(
-                    self.count("failed"),
-                    self.count("ingested"),
-                    self.count("updated"),
-                    "\n".join(self.failures),
-                )
-            )
+            self.fail(self.failure_message())
         return self.result()
 
     # -- results --------------------------------------------------------------------------
@@ -150,6 +143,18 @@ class Ingestion:
             result["diff"] = diff(self.collection, self.entries, self.existing, self.documents)
         return result
 
+    def failure_message(self) -> str:
+        """What failed, and that the rest of the run is complete (or, pending, to run again)."""
+        done = ", ".join(f"{self.count(status)} {status}" for status in COUNTED)
+        pending = self.count("pending")
+        if pending:
+            done += f"; {pending} pending, not attempted because of the failures: run again"
+        if self.check_mode:
+            done += "; check mode, nothing was written"
+        return "{} file(s) failed, the other files were processed ({}):\n{}".format(
+            self.count("failed"), done, "\n".join(self.failures)
+        )
+
     def fail(self, msg: str) -> NoReturn:
         raise IngestFailed(msg, self.result())
 
@@ -162,35 +167,36 @@ class Ingestion:
     # -- 1. files -------------------------------------------------------------------------
 
     def read_files(self) -> None:
-        """Discover and extract every file; fail before sending anything if one is unreadable."""
+        """Discover and extract every file. A file that cannot be used is a failed (or skipped)
+        entry and the run goes on with the others; only bad input paths fail at once."""
         params = self.params
         self.base_dir = os.path.abspath(params["base_dir"] or default_base_dir(params["paths"]))
         try:
-            sources, unsupported = discover(
+            sources, others = discover(
                 params["paths"], self.base_dir, params["recursive"], params["id_prefix"]
             )
         except DocumentError as exc:
             self.fail(str(exc))
-        self.unsupported = {source.document_id for source in unsupported}
-        for source in unsupported:
+        # Skipped files are still there: their documents (if any) are not pruned.
+        self.unsupported = {source.document_id for source in others}
+        for source in others:
             self.entries[source.document_id] = {
-                "path": source.path,
+                "path": printable(source.path),
                 "document_id": source.document_id,
-                "status": "skipped",
-                "error": "unsupported file type",
+                "status": source.status,
+                "error": source.reason,
             }
-        errors = [error for source in sources if (error := self.read_file(source))]
-        if errors:
-            self.fail(
-                "{} file(s) cannot be read, nothing was ingested:\n{}".format(
-                    len(errors), "\n".join(errors)
-                )
-            )
+            if source.status == "failed":
+                self.failures.append(f"{printable(source.path)}: {source.reason}")
+        for source in sources:
+            error = self.read_file(source)
+            if error:
+                self.failures.append(error)
 
     def read_file(self, source: SourceFile) -> str | None:
         """Extract one file into self.documents; the error, when it cannot be read."""
         entry: dict[str, Any] = {
-            "path": source.path,
+            "path": printable(source.path),
             "document_id": source.document_id,
             "format": source.format,
         }
@@ -251,6 +257,9 @@ class Ingestion:
                 "text_hash": info.get("text_hash"),
                 "chunks": 0,
             }
+        if self.failures:  # a file that failed to read may be one of them: keep them all
+            self.mark(removable, "pending", "not pruned: other files failed")
+            return []
         return removable
 
     # -- 3. write -------------------------------------------------------------------------

@@ -516,12 +516,15 @@ def test_bad_input(ingest: Any, docs: Path, args: dict[str, Any], message: str) 
     assert message in result["msg"]
 
 
-def test_unreadable_file_fails_before_sending(ingest: Any, docs: Path) -> None:
+def test_unreadable_file_is_a_failed_file(ingest: Any, docs: Path) -> None:
+    """An unreadable file fails alone (the run goes on; see test_document_ingest_files.py)."""
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
-    result = ingest({"endpoint": "http://127.0.0.1:9", "paths": [str(docs)]})
+    result = ingest({"endpoint": "http://127.0.0.1:9", "paths": [str(docs)], "retries": 0})
     assert result["failed"] is True
-    assert "1 file(s) cannot be read, nothing was ingested" in result["msg"]
-    assert "broken.pdf: not a readable PDF" in result["msg"]
+    assert "is unreachable" in result["msg"]  # the target is still asked for the others
+    broken = file_entry(result, "broken.pdf")
+    assert broken["status"] == "failed"
+    assert broken["error"].startswith(f"{docs}/broken.pdf: not a readable PDF")
 
 
 # --------------------------------------------------------------------------- straight into Qdrant
