@@ -1,7 +1,7 @@
 """Query and /ready latency while a 150-document batch is ingested (issue #13).
 
 Usage: PYTHONPATH=services/rag_pipeline .venv/bin/python benchmarks/rag_fairness.py
-       [--docs 150] [--words 2000] [--write]      (about 1-3 minutes on 2 cores)
+       [--docs 150] [--words 2000] [--set NAME=VALUE ...] [--write]   (3-5 minutes on 2 cores)
 
 Starts the service (uvicorn subprocess, embedded Qdrant on disk, bundled all-MiniLM-L6-v2,
 default settings), seeds a small collection, then sends one ``/ingest/batch`` of ``--docs``
@@ -73,12 +73,12 @@ def sample(
     return out
 
 
-def run(n_docs: int, words: int) -> dict[str, float]:
+def run(n_docs: int, words: int, env: dict[str, str]) -> dict[str, float]:
     docs = make_docs(n_docs, words)
     queries = ["information retrieval evaluation", "library classification systems"]
     with (
         tempfile.TemporaryDirectory(prefix="rag-fairness-") as tmp,
-        service({"QDRANT_PATH": str(Path(tmp, "q"))}) as url,
+        service({"QDRANT_PATH": str(Path(tmp, "q")), **env}) as url,
         httpx.Client(base_url=url, timeout=600) as c,
     ):
         seed = [
@@ -141,11 +141,12 @@ def sample_once(c: httpx.Client, path: str, body: dict[str, object] | None) -> f
     return time.monotonic() - t0
 
 
-def render(m: dict[str, float]) -> str:
+def render(m: dict[str, float], env: dict[str, str]) -> str:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    settings = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "default settings"
     return f"""## RAG fairness under ingestion (`benchmarks/rag_fairness.py`)
 
-Measured {when} on {machine()}: one `/ingest/batch` of {m["docs"]:.0f} documents
+Measured {when} on {machine()}, {settings}: one `/ingest/batch` of {m["docs"]:.0f} documents
 ({m["chunks"]:.0f} chunks) took {m["batch_s"]:.1f} s (embedding {m["embed_s"]:.1f} s) while one
 client queried back to back (`generate: false`) and another polled `/ready` every 0.25 s.
 The worst query started {m["worst_query_at"]:.1f} s into the batch (embedding ends, and the
@@ -176,10 +177,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=150)
     ap.add_argument("--words", type=int, default=2000, help="about this many words per document")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a service setting, e.g. UPSERT_BATCH_SIZE=32 (repeatable)")  # fmt: skip
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = ap.parse_args()
-    m = run(args.docs, args.words)
-    text = render(m)
+    env = dict(item.split("=", 1) for item in args.set)
+    m = run(args.docs, args.words, env)
+    text = render(m, env)
     print(text)
     if args.write:
         write_results(text)
