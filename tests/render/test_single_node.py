@@ -316,6 +316,7 @@ def test_rag_pipeline_config(bundle: Bundle) -> None:
     assert data["EMBEDDING_BACKEND"] == "openai"
     assert data["VECTOR_STORE"] == "qdrant"
     assert data["COLLECTION_NAME"] == "documents"
+    assert data["LLM_TIMEOUT_S"] == "60"  # one deadline per LLM call
     assert all(isinstance(v, str) for v in data.values())
     models = bundle.values["localai"]["modelsConfigs"]
     assert data["LLM_MODEL"] in models and data["EMBEDDING_MODEL"] in models
@@ -330,6 +331,12 @@ def test_rag_pipeline_workload(bundle: Bundle) -> None:
     assert env["QDRANT_API_KEY"] == {"secretKeyRef": {"name": "qdrant-api-key", "key": "api-key"}}
     assert main["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    # /ready is cheap (no embedding, store wait <= 0.5 s): 5 s covers it during ingestion.
+    assert (main["readinessProbe"]["timeoutSeconds"], main["readinessProbe"]["periodSeconds"]) == (
+        5,
+        10,
+    )
+    assert main["livenessProbe"]["failureThreshold"] == 3
     assert main["ports"][0]["containerPort"] == 8000
     check_resources(
         main["resources"],

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -17,25 +21,119 @@ class EmbedderError(RuntimeError):
     """The embedding backend failed or is unreachable."""
 
 
+Lane = Literal["query", "ingest"]
+
+
+class EmbedScheduler:
+    """One slot on the embedding model, handed out query lane first.
+
+    Ingestion takes the slot once per slice (a few dozen texts), so a query waits at most for
+    the slice in progress, never for a whole batch. Waiting queries go before the next slice;
+    after ``query_burst`` query grants in a row while ingestion waits, one slice goes, so a
+    steady query stream cannot stall ingestion forever. FIFO within a lane.
+    """
+
+    LANES: tuple[Lane, ...] = ("query", "ingest")
+
+    def __init__(self, query_burst: int = 8) -> None:
+        self.query_burst = query_burst
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiting: dict[Lane, deque[object]] = {lane: deque() for lane in self.LANES}
+        self._queries_in_a_row = 0
+        self.grants: dict[Lane, int] = dict.fromkeys(self.LANES, 0)  # for metrics and tests
+
+    def waiting(self, lane: Lane) -> int:
+        with self._cond:
+            return len(self._waiting[lane])
+
+    def _next(self) -> object | None:
+        queries, ingest = self._waiting["query"], self._waiting["ingest"]
+        if ingest and (not queries or self._queries_in_a_row >= self.query_burst):
+            return ingest[0]
+        return queries[0] if queries else None
+
+    @contextmanager
+    def slot(self, lane: Lane) -> Iterator[None]:
+        ticket = object()
+        with self._cond:
+            self._waiting[lane].append(ticket)
+            try:
+                while self._busy or self._next() is not ticket:
+                    self._cond.wait()
+            except BaseException:  # interrupted while waiting: give the place up
+                self._waiting[lane].remove(ticket)
+                self._cond.notify_all()
+                raise
+            self._waiting[lane].popleft()
+            self._busy = True
+            self.grants[lane] += 1
+            self._queries_in_a_row = self._queries_in_a_row + 1 if lane == "query" else 0
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
 class Embedder(ABC):
-    """Turns texts into L2-normalised dense vectors."""
+    """Turns texts into L2-normalised dense vectors.
+
+    ``embed`` is the bulk (ingestion) path: it encodes in slices, each in its own scheduler
+    slot, so queries (``embed_query``) get in between slices. A slice holds at most
+    ``slice_size`` texts and about ``slice_target_s`` seconds of work at the rate measured on
+    earlier slices: on a busy or slow machine slices shrink, so a query still waits about
+    ``slice_target_s`` at most, not ``slice_size`` texts' worth.
+    """
 
     name: str = "embedder"
+    slice_size: int = 32
+    slice_target_s: float = 0.5
+    _rate: float | None = None  # texts per second on ingestion slices (moving average)
+    # Whether queries take the scheduler slot too (a local model: one encode at a time) or go
+    # straight to the backend (a remote server has its own concurrency).
+    gate_queries: bool = True
+    scheduler: EmbedScheduler
 
     @property
     @abstractmethod
     def dimension(self) -> int: ...
 
     @abstractmethod
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Encode without scheduling: float32 (len(texts), dimension), rows L2-normalised."""
+
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Return a float32 array of shape (len(texts), dimension), rows L2-normalised."""
+        """Bulk embedding (ingestion lane), one scheduler slot per slice."""
+        if not texts:
+            return self._encode(texts)
+        parts = []
+        start = 0
+        while start < len(texts):
+            n = self._next_slice()
+            with self.scheduler.slot("ingest"):
+                t0 = time.perf_counter()
+                parts.append(self._encode(texts[start : start + n]))
+                rate = n / max(time.perf_counter() - t0, 1e-6)
+            self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
+            start += n
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _next_slice(self) -> int:
+        if self._rate is None:  # nothing measured yet: a small first slice
+            return min(self.slice_size, 4)
+        return max(1, min(self.slice_size, int(self._rate * self.slice_target_s)))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        """One query text (query lane: ahead of waiting ingestion slices)."""
+        if not self.gate_queries:
+            return self._encode([text])[0]
+        with self.scheduler.slot("query"):
+            return self._encode([text])[0]
 
-    def check(self) -> None:
-        """Raise EmbedderError when the backend cannot embed."""
-        self.embed(["ready"])
+    def check(self) -> None:  # noqa: B027 - in process: loaded in __init__ = ready
+        """Raise EmbedderError when the backend cannot embed. Cheap: no embedding."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -62,24 +160,31 @@ class LocalEmbedder(Embedder):
     """sentence-transformers in process (default: the bundled all-MiniLM-L6-v2)."""
 
     name = "local"
-    _cache: ClassVar[dict[str, Any]] = {}
+    _cache: ClassVar[dict[str, tuple[Any, EmbedScheduler]]] = {}
     _cache_lock = threading.Lock()
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_path: str | None = None,
+        batch_size: int = 64,
+        slice_size: int = 32,
+        slice_target_s: float = 0.5,
+    ) -> None:
         self.model_path = model_path or bundled_model_path()
         self.batch_size = batch_size
+        self.slice_size, self.slice_target_s = slice_size, slice_target_s
         # Models are shared per process: several pipelines (tests, the CLI) must not reload them.
+        # So is the scheduler: torch releases the GIL, but interleaving encodes on few cores
+        # only adds contention, so one encode runs at a time per model, queries first.
         with self._cache_lock:
-            model = self._cache.get(self.model_path)
-            if model is None:
+            cached = self._cache.get(self.model_path)
+            if cached is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download at run time
                 from sentence_transformers import SentenceTransformer
 
                 model = SentenceTransformer(self.model_path, device="cpu")
-                self._cache[self.model_path] = model
-        self.model = model
-        # torch releases the GIL, but interleaving encodes on few cores only adds contention.
-        self._lock = threading.Lock()
+                cached = self._cache[self.model_path] = (model, EmbedScheduler())
+        self.model, self.scheduler = cached
 
     @property
     def dimension(self) -> int:
@@ -88,13 +193,12 @@ class LocalEmbedder(Embedder):
         )
         return int(get_dim())
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            vectors = self.model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -102,6 +206,7 @@ class OpenAIEmbedder(Embedder):
     """POST {base_url}/embeddings through the openai SDK (LocalAI, Ollama, vLLM, infinity)."""
 
     name = "openai"
+    gate_queries = False  # the server runs requests concurrently; only ingestion is sliced
 
     def __init__(
         self,
@@ -110,6 +215,8 @@ class OpenAIEmbedder(Embedder):
         api_key: str | None = None,
         batch_size: int = 64,
         timeout: float = 60.0,
+        slice_size: int = 32,
+        slice_target_s: float = 0.5,
     ) -> None:
         from openai import OpenAI
 
@@ -118,15 +225,29 @@ class OpenAIEmbedder(Embedder):
         )
         self.model = model
         self.batch_size = batch_size
+        self.slice_size, self.slice_target_s = slice_size, slice_target_s
+        # One ingestion slice in flight per embedder: concurrent batches do not flood the server.
+        self.scheduler = EmbedScheduler()
         self._dimension: int | None = None
 
     @property
     def dimension(self) -> int:
         if self._dimension is None:
-            self._dimension = int(self.embed(["dimension probe"]).shape[1])
+            self._dimension = int(self._encode(["dimension probe"]).shape[1])
         return self._dimension
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def check(self) -> None:
+        """GET {base_url}/models: the server answers, without computing an embedding."""
+        import openai
+
+        try:
+            self.client.with_options(timeout=5.0, max_retries=0).models.list()
+        except openai.NotFoundError:
+            return  # a server without /models still answered
+        except openai.OpenAIError as exc:
+            raise EmbedderError(f"embedding backend {self.client.base_url} failed: {exc}") from exc
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         import openai
 
         out: list[list[float]] = []
@@ -157,5 +278,12 @@ def make_embedder(settings: Settings) -> Embedder:
             settings.embedding_model,
             settings.embedding_api_key or settings.llm_api_key,
             batch_size=settings.embedding_batch_size,
+            slice_size=settings.embedding_slice_size,
+            slice_target_s=settings.embedding_slice_target_s,
         )
-    return LocalEmbedder(settings.embedding_model_path, batch_size=settings.embedding_batch_size)
+    return LocalEmbedder(
+        settings.embedding_model_path,
+        batch_size=settings.embedding_batch_size,
+        slice_size=settings.embedding_slice_size,
+        slice_target_s=settings.embedding_slice_target_s,
+    )

@@ -37,8 +37,13 @@ class Metrics:
             registry=self.registry,
         )
         self.chunks = Counter("rag_ingested_chunks_total", "Chunks written", registry=self.registry)
+        # reason: llm_error, deadline (LLM_TIMEOUT_S) or empty_answer; each answered
+        # extractively instead.
         self.generation_errors = Counter(
-            "rag_generation_errors_total", "Failed LLM calls", registry=self.registry
+            "rag_generation_errors_total",
+            "Failed LLM calls, by reason",
+            ["reason"],
+            registry=self.registry,
         )
 
     def observe_stages(self, operation: str, latency_ms: dict[str, float]) -> None:

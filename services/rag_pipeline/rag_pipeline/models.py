@@ -89,6 +89,11 @@ class QueryResponse(BaseModel):
     sources: list[Source]
     collection_name: str
     generation_error: str | None = None
+    fallback_reason: Literal["no_llm", "llm_error", "deadline", "empty_answer"] | None = Field(
+        None,
+        description="Why answer_mode is extractive: no LLM configured, the LLM failed, it "
+        "missed LLM_TIMEOUT_S, or it answered nothing",
+    )
     latency_ms: dict[str, float]
 
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import closing, contextmanager
+from typing import Any, Literal, NamedTuple
 
 from rag_pipeline.chunking import chunk_words
 from rag_pipeline.documents import content_hash, point_id, text_hash
 from rag_pipeline.embeddings import Embedder, EmbedderError, make_embedder
-from rag_pipeline.generation import GenerationError, Generator, extractive_answer
+from rag_pipeline.generation import (
+    FallbackReason,
+    GenerationError,
+    Generator,
+    extractive_answer,
+)
 from rag_pipeline.layout import describe_layout
 from rag_pipeline.metrics import Metrics
 from rag_pipeline.models import (
@@ -69,6 +75,13 @@ def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
+class _Answer(NamedTuple):
+    answer: str
+    mode: Literal["generated", "extractive", "none"]
+    error: str | None
+    reason: FallbackReason | None
+
+
 class Pipeline:
     """One store, one embedder, optional LLM. Thread-safe for concurrent requests."""
 
@@ -85,6 +98,16 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.bm25 = BM25Encoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avgdl)
         self._generator: Generator | None = None
+        # One loader at a time for the lazy components (two first requests, or /ready's
+        # background load and a query, must not build two).
+        self._components_lock = threading.Lock()
+        self._embedder_loading: threading.Thread | None = None
+        self._embedder_error: str | None = None
+        self._ready_lock = threading.Lock()
+        self._ready_cache: tuple[float, bool, dict[str, str]] | None = None
+        self._ping: threading.Thread | None = None
+        self._ping_result: tuple[float, str | None] | None = None  # (when, error or None)
+        self._ping_started = self._ping_ok_at = float("-inf")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Pipeline:
@@ -108,13 +131,17 @@ class Pipeline:
     def embedder(self) -> Embedder:
         # Lazy: a process that only lists or deletes documents never loads the model.
         if self._embedder is None:
-            self._embedder = make_embedder(self.settings)
+            with self._components_lock:
+                if self._embedder is None:
+                    self._embedder = make_embedder(self.settings)
         return self._embedder
 
     @property
     def generator(self) -> Generator | None:
         if self._generator is None and self.settings.effective_llm_url:
-            self._generator = Generator(self.settings)
+            with self._components_lock:
+                if self._generator is None:
+                    self._generator = Generator(self.settings)
         return self._generator
 
     def _collection(self, name: str | None) -> str:
@@ -145,6 +172,82 @@ class Pipeline:
         self.store.ping()
         self.embedder.check()
         return {"store": f"ok ({self.store.kind})", "embedder": f"ok ({self.embedder.name})"}
+
+    # -- readiness (GET /ready) -----------------------------------------------------------
+
+    def _load_embedder(self) -> None:
+        try:
+            _ = self.embedder
+            self._embedder_error = None
+        except Exception as exc:  # reported by /ready; the next probe tries again
+            log.exception("loading the embedder failed")
+            self._embedder_error = f"loading failed: {exc}"
+
+    def _embedder_status(self, wait_s: float) -> tuple[bool, str]:
+        """Never embeds. Not loaded yet: start loading in the background (a model load takes
+        longer than a probe may) and wait up to ``wait_s`` for it."""
+        if self._embedder is None:
+            with self._ready_lock:
+                loading = self._embedder_loading
+                if loading is None or not loading.is_alive():
+                    loading = threading.Thread(
+                        target=self._load_embedder, name="embedder-load", daemon=True
+                    )
+                    self._embedder_loading = loading
+                    loading.start()
+            loading.join(wait_s)
+            if self._embedder is None:
+                return False, self._embedder_error or "loading"
+        embedder = self.embedder
+        try:
+            embedder.check()
+        except EmbedderError as exc:
+            return False, str(exc)
+        return True, f"ok ({embedder.name})"
+
+    def _run_ping(self) -> None:
+        try:
+            self.store.ping()
+            error = None
+            self._ping_ok_at = time.monotonic()
+        except Exception as exc:  # StoreUnavailableError, or anything else: not ready
+            error = str(exc) if isinstance(exc, StoreUnavailableError) else repr(exc)
+        self._ping_result = (time.monotonic(), error)
+
+    def _store_status(self, wait_s: float) -> tuple[bool, str]:
+        """One ping in flight at a time, waited for at most ``wait_s``. A ping still running
+        then (embedded Qdrant holds its lock through an upsert batch) counts as reachable
+        when the store answered within the last 30 s."""
+        with self._ready_lock:
+            ping = self._ping
+            if ping is None or not ping.is_alive():  # else join the ping in flight
+                ping = self._ping = threading.Thread(
+                    target=self._run_ping, name="store-ping", daemon=True
+                )
+                self._ping_started = time.monotonic()
+                ping.start()
+            started = self._ping_started
+        ping.join(wait_s)
+        result = self._ping_result
+        if result is not None and result[0] >= started:
+            return (True, f"ok ({self.store.kind})") if result[1] is None else (False, result[1])
+        if time.monotonic() - self._ping_ok_at < 30:
+            return True, f"ok ({self.store.kind}, busy)"
+        return False, f"{self.store.kind} did not answer a ping within {wait_s:g} s"
+
+    def readiness(self, load_wait_s: float = 1.0) -> tuple[bool, dict[str, str]]:
+        """Cheap checks for /ready: the store answers a ping and the embedder is loaded (a
+        remote one answers GET /models). No embedding, so probes never compete with queries
+        for the model; the result is reused for READY_CACHE_S."""
+        cached = self._ready_cache
+        if cached is not None and time.monotonic() - cached[0] < self.settings.ready_cache_s:
+            return cached[1], cached[2]
+        checks: dict[str, str] = {}
+        ok, checks["store"] = self._store_status(self.settings.ready_wait_s)
+        embedder_ok, checks["embedder"] = self._embedder_status(load_wait_s)
+        ok = ok and embedder_ok
+        self._ready_cache = (time.monotonic(), ok, checks)
+        return ok, checks
 
     # -- ingestion ------------------------------------------------------------------------
 
@@ -353,32 +456,51 @@ class Pipeline:
             for c, r in ranked
         ]
 
+    def _fallback(
+        self, question: str, sources: list[Source], exc: GenerationError, started: float
+    ) -> _Answer:
+        """The extractive answer after a failed LLM call; metrics and log say why."""
+        self.metrics.generation_errors.labels(exc.reason).inc()
+        log.warning(
+            "generation failed (%s) after %.1f s, answering extractively: %s",
+            exc.reason,
+            time.perf_counter() - started,
+            exc,
+        )
+        return _Answer(extractive_answer(question, sources), "extractive", str(exc), exc.reason)
+
+    def _generate(self, question: str, sources: list[Source]) -> _Answer:
+        generator = self.generator
+        if generator is None:
+            return _Answer(extractive_answer(question, sources), "extractive", None, "no_llm")
+        started = time.perf_counter()
+        try:
+            answer = generator.generate(question, sources)
+            if not answer:
+                raise GenerationError(
+                    f"LLM at {generator.base_url} answered nothing", "empty_answer"
+                )
+        except GenerationError as exc:
+            return self._fallback(question, sources, exc, started)
+        return _Answer(answer, "generated", None, None)
+
     def query(self, request: QueryRequest) -> QueryResponse:
         timer = Timer()
         sources = self._sources(self.retrieve(request, timer))
-        answer, mode, error = "", "none", None
+        result = _Answer("", "none", None, None)
         if request.generate and sources:
             with timer.stage("generate"):
-                generator = self.generator
-                if generator is None:
-                    answer, mode = extractive_answer(request.query, sources), "extractive"
-                else:
-                    try:
-                        answer, mode = generator.generate(request.query, sources), "generated"
-                    except GenerationError as exc:
-                        self.metrics.generation_errors.inc()
-                        log.warning("generation failed: %s", exc)
-                        error = str(exc)
-                        answer, mode = extractive_answer(request.query, sources), "extractive"
+                result = self._generate(request.query, sources)
         timer.stages.setdefault("generate", 0.0)
         latency = timer.done()
         self.metrics.observe_stages("query", latency)
         return QueryResponse(
-            answer=answer,
-            answer_mode=mode,  # type: ignore[arg-type]
+            answer=result.answer,
+            answer_mode=result.mode,
             sources=sources,
             collection_name=self._collection(request.collection),
-            generation_error=error,
+            generation_error=result.error,
+            fallback_reason=result.reason,
             latency_ms=latency,
         )
 
@@ -392,35 +514,45 @@ class Pipeline:
 
         def events() -> Iterator[str]:
             yield _sse("sources", [s.model_dump() for s in sources])
-            parts: list[str] = []
-            error = None
-            mode = "none"
+            result = _Answer("", "none", None, None)
             t0 = time.perf_counter()
-            if request.generate and sources:
-                generator = self.generator
-                if generator is None:
-                    mode = "extractive"
-                    parts.append(extractive_answer(request.query, sources))
-                    yield _sse("token", {"text": parts[-1]})
-                else:
-                    mode = "generated"
-                    try:
-                        for piece in generator.stream(request.query, sources):
+            generator = self.generator if request.generate and sources else None
+            if request.generate and sources and generator is None:
+                result = _Answer(
+                    extractive_answer(request.query, sources), "extractive", None, "no_llm"
+                )
+                yield _sse("token", {"text": result.answer})
+            elif generator is not None:
+                parts: list[str] = []
+                try:
+                    # closing(): a client that goes away cancels the LLM request.
+                    with closing(generator.stream(request.query, sources)) as pieces:
+                        for piece in pieces:
                             parts.append(piece)
                             yield _sse("token", {"text": piece})
-                    except GenerationError as exc:
-                        self.metrics.generation_errors.inc()
-                        error = str(exc)
-                        yield _sse("error", {"generation_error": error})
+                    if not "".join(parts).strip():
+                        raise GenerationError(
+                            f"LLM at {generator.base_url} answered nothing", "empty_answer"
+                        )
+                    result = _Answer("".join(parts), "generated", None, None)
+                except GenerationError as exc:
+                    # Same answer as the JSON path; tokens already sent are superseded by
+                    # the answer in `done`.
+                    result = self._fallback(request.query, sources, exc, t0)
+                    yield _sse(
+                        "error",
+                        {"generation_error": result.error, "fallback_reason": result.reason},
+                    )
             timer.stages["generate"] = (time.perf_counter() - t0) * 1000
             latency = timer.done()
             self.metrics.observe_stages("query", latency)
             yield _sse(
                 "done",
                 {
-                    "answer": "".join(parts),
-                    "answer_mode": mode,
-                    "generation_error": error,
+                    "answer": result.answer,
+                    "answer_mode": result.mode,
+                    "generation_error": result.error,
+                    "fallback_reason": result.reason,
                     "latency_ms": latency,
                 },
             )

@@ -69,8 +69,22 @@ class Settings(BaseSettings):
     # Generation.
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(1024, ge=1)
+    # One wall-clock deadline per LLM call (connect + the whole answer, streamed or not).
     llm_timeout_s: float = Field(60.0, gt=0)
     system_prompt: str | None = None
+
+    # Fairness and deadlines (issue #13). Ingestion embeds in slices, each its own turn on the
+    # model, and waiting queries go first: a query waits for one slice, never a whole batch.
+    # A slice holds at most EMBEDDING_SLICE_SIZE texts and about EMBEDDING_SLICE_TARGET_S of
+    # work at the measured rate (slices shrink on a busy machine). /ready runs no embedding,
+    # waits at most READY_WAIT_S for the store (busy with our own writes = still reachable)
+    # and reuses its result for READY_CACHE_S: probes (unauthenticated) cannot load the model.
+    # LLM_CONNECT_TIMEOUT_S bounds the connect inside the LLM_TIMEOUT_S deadline.
+    embedding_slice_size: int = Field(32, ge=1, le=1024)
+    embedding_slice_target_s: float = Field(0.5, gt=0, le=60)
+    ready_cache_s: float = Field(2.0, ge=0, le=60)
+    ready_wait_s: float = Field(0.5, gt=0, le=30)
+    llm_connect_timeout_s: float = Field(5.0, gt=0)
 
     # Service.
     api_key: str | None = None
