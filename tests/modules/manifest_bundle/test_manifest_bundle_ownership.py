@@ -12,21 +12,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_module_process
+from tests.modules.manifest_bundle.objects import RELEASE, SERVICE
 
 MARKER = ".aistack-bundle.json"
-SERVICE = {
-    "apiVersion": "v1",
-    "kind": "Service",
-    "metadata": {"name": "qdrant", "namespace": "ai-stack"},
-    "spec": {"selector": {"app": "qdrant"}, "ports": [{"name": "http", "port": 6333}]},
-}
-RELEASE = {
-    "name": "qdrant",
-    "namespace": "ai-stack",
-    "chart": "qdrant/qdrant",
-    "repo_url": "https://qdrant.github.io/qdrant-helm",
-    "version": "1.19.1",
-}
 BUNDLE = ["01-service-qdrant.yaml", "helm/qdrant/release.yaml", "helm/qdrant/values.yaml"]
 
 

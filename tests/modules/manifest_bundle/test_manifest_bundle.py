@@ -9,21 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_module
-
-SERVICE = {
-    "apiVersion": "v1",
-    "kind": "Service",
-    "metadata": {"name": "qdrant", "namespace": "ai-stack"},
-    "spec": {"selector": {"app": "qdrant"}, "ports": [{"name": "http", "port": 6333}]},
-}
-RELEASE = {
-    "name": "qdrant",
-    "namespace": "ai-stack",
-    "chart": "qdrant/qdrant",
-    "repo_url": "https://qdrant.github.io/qdrant-helm",
-    "version": "1.19.1",
-    "values": {"persistence": {"size": "20Gi"}},
-}
+from tests.modules.manifest_bundle.objects import RELEASE, SERVICE
 
 
 def bundle(dest: Path, **args: object) -> dict:
