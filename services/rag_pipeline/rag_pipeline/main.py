@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from rag_pipeline import __version__
+from rag_pipeline.body_limit import BodyLimitMiddleware
 from rag_pipeline.dependencies import require_api_key
 from rag_pipeline.embeddings import Embedder, EmbedderError
 from rag_pipeline.logging_setup import configure_logging
@@ -25,6 +29,42 @@ from rag_pipeline.stores import (
 )
 
 log = logging.getLogger("rag_pipeline.http")
+
+# A validation error echoes at most this much of a string it rejects (never whole documents).
+ECHO_CHARS = 100
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` as valid UTF-8 (a lone surrogate becomes the six characters ``\\ud800``),
+    cut to ``limit`` characters."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _scalar(value: object) -> str | int | float | bool | None:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN/Infinity
+    return printable(value if isinstance(value, str) else str(value), ECHO_CHARS)
+
+
+def render_validation_error(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One pydantic error as JSON that can always be encoded: type, loc (the field), msg, the
+    rejected input when it is a scalar (cut to ECHO_CHARS), ctx."""
+    out: dict[str, Any] = {
+        "type": _scalar(error.get("type")),
+        "loc": [_scalar(part) for part in error.get("loc", ())],
+        "msg": printable(str(error.get("msg", ""))),
+    }
+    value = error.get("input")
+    if value is None or isinstance(value, str | int | float):
+        out["input"] = _scalar(value)
+    ctx = error.get("ctx")
+    if isinstance(ctx, Mapping):
+        out["ctx"] = {str(k): _scalar(v) for k, v in ctx.items()}
+    return out
 
 
 def create_app(
@@ -64,7 +104,14 @@ def create_app(
         app.include_router(module.router, dependencies=auth)
 
     def _error(status: int, detail: str) -> JSONResponse:
-        return JSONResponse({"detail": detail}, status_code=status)
+        return JSONResponse({"detail": printable(detail)}, status_code=status)
+
+    # Replaces FastAPI's handler, which fails (500) on an input it cannot encode, echoes whole
+    # bodies back and is not the place to log them: nothing here is logged.
+    @app.exception_handler(RequestValidationError)
+    async def _unprocessable(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [render_validation_error(e) for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(StoreUnavailableError)
     async def _store_down(_: Request, exc: StoreUnavailableError) -> JSONResponse:
@@ -86,19 +133,14 @@ def create_app(
     async def _invalid(_: Request, exc: InvalidInputError) -> JSONResponse:
         return _error(422, str(exc))
 
-    max_bytes = settings.max_request_bytes
+    # Added before observe, so it runs inside it: a 413 is logged and counted like any answer.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
 
     @app.middleware("http")
     async def observe(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_bytes:
-            return _error(
-                413,
-                f"request body has {length} bytes; the limit is {max_bytes} (MAX_REQUEST_BYTES)",
-            )
         t0 = time.perf_counter()
         status = 500
         try:

@@ -2,13 +2,146 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-CollectionName = str
+from rag_pipeline.settings import METADATA_DEPTH_CAP, Settings
+
 COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 DOCUMENT_ID_PATTERN = r"^[^\x00-\x1f]{1,256}$"
+
+# -- input hygiene ----------------------------------------------------------------------------
+# Every string and number a request carries must be storable by every store: PostgreSQL text
+# and jsonb cannot hold NUL, no store can encode a lone surrogate (JSON "\ud800" parses into
+# one), and JSON has no NaN/Infinity (Qdrant turns them into null, jsonb refuses them).
+
+
+def string_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored (a sentence without the value itself), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a lone surrogate U+{ord(value[exc.start]):04X} at index {exc.start}; "
+            "strings must be valid Unicode"
+        )
+    nul = value.find("\x00")
+    if nul >= 0:
+        return f"contains a NUL character (U+0000) at index {nul}, which the stores cannot keep"
+    return None
+
+
+def _clean_string(value: object) -> object:
+    # Runs before pydantic's own str check, whose error for a surrogate says less.
+    if isinstance(value, str) and (problem := string_problem(value)):
+        raise PydanticCustomError("invalid_string", "String {problem}", {"problem": problem})
+    return value
+
+
+CleanStr = Annotated[str, BeforeValidator(_clean_string)]
+"""A string without NUL characters or lone surrogates (422 naming the field otherwise)."""
+
+
+@dataclass(frozen=True)
+class MetadataShape:
+    depth: int  # levels of objects and arrays; the metadata object itself is level 1
+    keys: int  # keys of all objects at every level
+
+
+def _key_path(parent: str, key: object) -> str:
+    # json.dumps with ensure_ascii escapes what cannot be printed (NUL, surrogates).
+    return f"{parent}[{json.dumps(key, ensure_ascii=True)[:80]}]"
+
+
+def metadata_shape(metadata: object, field: str = "metadata") -> MetadataShape:
+    """Check that ``metadata`` is a JSON object storable by every store, and measure it.
+
+    Walks iteratively (no recursion limit) and stops below METADATA_DEPTH_CAP levels. Raises
+    ValueError naming the path of the first offending key or value.
+    """
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{field} must be a JSON object")
+    depth = keys = 0
+    stack: list[tuple[str, object, int]] = [(field, metadata, 1)]
+    while stack:
+        path, value, level = stack.pop()
+        if isinstance(value, dict | list | tuple):
+            if level > METADATA_DEPTH_CAP:
+                raise ValueError(f"{field} is nested more than {METADATA_DEPTH_CAP} levels deep")
+            depth = max(depth, level)
+            if isinstance(value, dict):
+                keys += len(value)
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise ValueError(f"{_key_path(path, key)}: keys must be strings")
+                    if problem := string_problem(key):
+                        raise ValueError(f"{_key_path(path, key)}: the key {problem}")
+                    stack.append((_key_path(path, key), item, level + 1))
+            else:
+                stack.extend((f"{path}[{i}]", item, level + 1) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            if problem := string_problem(value):
+                raise ValueError(f"{path}: the string {problem}")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{path}: {value} is not a JSON number (numbers must be finite)")
+        elif not (value is None or isinstance(value, bool | int)):
+            raise ValueError(f"{path}: a {type(value).__name__} is not a JSON value")
+    return MetadataShape(depth, keys)
+
+
+def metadata_bytes(metadata: dict[str, Any]) -> int:
+    """Size of the metadata as compact UTF-8 JSON (what MAX_METADATA_BYTES bounds)."""
+    return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _valid_metadata(value: object) -> object:
+    if isinstance(value, dict):  # anything else gets pydantic's own type error
+        try:
+            metadata_shape(value)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "invalid_metadata", "{problem}", {"problem": str(exc)}
+            ) from None
+    return value
+
+
+def _limit(name: str) -> int:
+    return int(Settings.model_fields[name].default)
+
+
+Metadata = Annotated[
+    dict[str, Any],
+    BeforeValidator(_valid_metadata),
+    Field(
+        default_factory=dict,
+        description=(
+            "JSON object stored with every chunk of the document. Strings without NUL or lone "
+            "surrogates, numbers finite (else 422). At most MAX_METADATA_BYTES "
+            f"(default {_limit('max_metadata_bytes')}) bytes as compact UTF-8 JSON and "
+            f"MAX_METADATA_KEYS (default {_limit('max_metadata_keys')}) keys in all its "
+            "objects (else 413), nested at most MAX_METADATA_DEPTH "
+            f"(default {_limit('max_metadata_depth')}, at most {METADATA_DEPTH_CAP}) levels "
+            "(else 422)."
+        ),
+    ),
+]
+# Constraints before the validator, so that the schema shows the pattern and the validator
+# still runs first.
+CollectionName = Annotated[str, Field(pattern=COLLECTION_PATTERN), BeforeValidator(_clean_string)]
+DocumentId = Annotated[str, Field(pattern=DOCUMENT_ID_PATTERN), BeforeValidator(_clean_string)]
+CollectionField = Annotated[
+    CollectionName | None,
+    Field(
+        None,
+        description="Collection (default COLLECTION_NAME): 1 to 64 letters, digits, '_' or '-'",
+    ),
+]
 
 
 class DocumentIn(BaseModel):
@@ -16,20 +149,29 @@ class DocumentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., min_length=1, description="Document text (must contain a word)")
-    document_id: str | None = Field(None, pattern=DOCUMENT_ID_PATTERN)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    text: CleanStr = Field(
+        ...,
+        min_length=1,
+        description="Document text: must contain a word; no NUL characters or lone surrogates "
+        f"(422); at most MAX_DOCUMENT_CHARS (default {_limit('max_document_chars')}) "
+        "characters (413)",
+    )
+    document_id: DocumentId | None = Field(
+        None,
+        description="1 to 256 characters, no control characters (default: SHA-256 of the text)",
+    )
+    metadata: Metadata
 
 
 class IngestRequest(DocumentIn):
-    collection: str | None = Field(None, pattern=COLLECTION_PATTERN)
+    collection: CollectionField
 
 
 class BatchIngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     documents: list[DocumentIn] = Field(..., min_length=1)
-    collection: str | None = Field(None, pattern=COLLECTION_PATTERN)
+    collection: CollectionField
 
 
 IngestStatus = Literal["created", "updated", "unchanged"]
@@ -60,8 +202,13 @@ class BatchIngestResponse(BaseModel):
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., min_length=1)
-    collection: str | None = Field(None, pattern=COLLECTION_PATTERN)
+    query: CleanStr = Field(
+        ...,
+        min_length=1,
+        description="The question: no NUL characters or lone surrogates (422); at most "
+        f"MAX_QUERY_CHARS (default {_limit('max_query_chars')}) characters (413)",
+    )
+    collection: CollectionField
     top_k: int = Field(10, ge=1, le=1000, description="Candidates retrieved")
     top_n: int = Field(3, ge=1, le=1000, description="Sources kept after re-ranking")
     generate: bool = True

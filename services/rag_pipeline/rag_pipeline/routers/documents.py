@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from rag_pipeline.dependencies import PipelineDep
-from rag_pipeline.models import COLLECTION_PATTERN, DeleteResponse, DocumentList
+from rag_pipeline.models import COLLECTION_PATTERN, DeleteResponse, DocumentId, DocumentList
 from rag_pipeline.routers.common import ERRORS, NOT_FOUND
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses={**ERRORS, **NOT_FOUND})
@@ -25,7 +25,9 @@ def list_documents(pipeline: PipelineDep, collection: CollectionQuery = None) ->
 # ":path" so ids that look like file paths ("guides/intro.md") work.
 @router.delete("/{document_id:path}", response_model=DeleteResponse)
 def delete_document(
-    document_id: Annotated[str, Path(min_length=1, max_length=256)],
+    # The rules of ingestion's document_id: an id that cannot be stored cannot be deleted,
+    # and a NUL must not reach the store.
+    document_id: Annotated[DocumentId, Path()],
     pipeline: PipelineDep,
     collection: CollectionQuery = None,
 ) -> DeleteResponse:
