@@ -453,3 +453,37 @@ def test_pgvector_writers_in_several_processes_take_turns(
     stored = stored_versions(pipeline, "replicas", "doc")
     assert len(stored) == 1 and list(stored.values()) == [doc.chunks], stored
     assert doc.chunks == 1 + int(doc.content_hash[1:]) % 3
+
+
+def test_qdrant_collection_of_0_3_0_keeps_working(open_pipeline: Callable[..., Pipeline]) -> None:
+    """Chunks without version_id and no head (what 0.3.0 wrote) are a document's current
+    version: listed, searched, unchanged on the same content; a changed write moves the
+    document to versions and deletes them; deleting one removes all its chunks."""
+    from qdrant_client import models
+
+    from rag_pipeline.documents import head_id
+
+    pipeline = open_pipeline(**CHUNK)
+    docs = [DocumentIn(document_id=f"old{i}", text=text(f"old{i}", 1 + i)) for i in range(3)]
+    pipeline.ingest_batch(docs, "v030")
+    client: Any = pipeline.store.client  # type: ignore[attr-defined]
+    client.delete("v030", points_selector=[head_id(d.document_id) for d in docs])
+    ids = [str(p.id) for p in client.scroll("v030", limit=100)[0]]
+    client.delete_payload("v030", keys=["version_id", "written_at"], points=ids)
+    known = {d.document_id: {content_hash(d.text): 1 + i} for i, d in enumerate(docs)}
+    assert_whole_versions(pipeline, "v030", known, "0.3.0 layout")
+    assert pipeline.ingest_batch(docs, "v030").unchanged == 3
+    changed = DocumentIn(document_id="old2", text=text("new2", 1))
+    known["old2"][content_hash(changed.text)] = 1
+    assert pipeline.ingest_batch([changed], "v030").updated == 1
+    current = assert_whole_versions(pipeline, "v030", known, "after the update")
+    assert current["old2"] == content_hash(changed.text)
+    (version,) = stored_versions(pipeline, "v030", "old2")  # the 0.3.0 chunks are gone
+    assert version is not None
+    assert pipeline.delete_document("old1", "v030") == 2
+    assert sorted(current) == ["old0", "old1", "old2"]
+    assert [d.document_id for d in pipeline.list_documents("v030")] == ["old0", "old2"]
+    flt = models.Filter(
+        must=[models.FieldCondition(key="document_id", match=models.MatchValue(value="old1"))]
+    )
+    assert client.count("v030", count_filter=flt).count == 0

@@ -7,7 +7,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -442,7 +442,20 @@ class QdrantStore(VectorStore):
         docs: dict[str, DocumentInfo] = {}
         headed: set[str] = set()
         head_fields = ["document_id", CURRENT_VERSION_KEY, *_META_FIELDS]
-        for r in self._scroll(name, _has(CURRENT_VERSION_KEY), head_fields):
+        # Documents written by rag_pipeline 0.3.0 or earlier: chunks without a version, no head.
+        legacy = models.Filter(must=[_lacks(VERSION_KEY), _lacks(CURRENT_VERSION_KEY)])
+        heads: Iterable[models.Record]
+        chunks: Iterable[models.Record]
+        if self.remote:  # the head points by their payload index
+            heads = self._scroll(name, _has(CURRENT_VERSION_KEY), head_fields)
+            chunks = self._scroll(name, legacy, _META_FIELDS)
+        else:  # embedded filters run in Python: one pass over every point is cheaper
+            points = list(self._scroll(name, None, [*head_fields, VERSION_KEY]))
+            heads = [r for r in points if CURRENT_VERSION_KEY in (r.payload or {})]
+            chunks = [
+                r for r in points if not {CURRENT_VERSION_KEY, VERSION_KEY} & set(r.payload or {})
+            ]
+        for r in heads:
             p = r.payload or {}
             headed.add(p["document_id"])
             if p.get(CURRENT_VERSION_KEY):  # "": a tombstone (deletion under way)
@@ -453,9 +466,7 @@ class QdrantStore(VectorStore):
                     p.get("metadata") or {},
                     p.get("text_hash"),
                 )
-        # Documents written by rag_pipeline 0.3.0 or earlier: chunks without a version, no head.
-        legacy = models.Filter(must=[_lacks(VERSION_KEY), _lacks(CURRENT_VERSION_KEY)])
-        for r in self._scroll(name, legacy, _META_FIELDS):
+        for r in chunks:
             p = r.payload or {}
             if p["document_id"] in headed:
                 continue  # rewritten already; these chunks are leftovers
