@@ -7,10 +7,9 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from rag_pipeline.documents import content_hash
+from rag_pipeline.documents import content_hash, head_id
 from rag_pipeline.models import DocumentIn, QueryRequest
 from rag_pipeline.pipeline import Pipeline
-from rag_pipeline.stores.base import ChunkPoint, VectorStore
 from tests.conftest import free_port
 
 DOCS = [
@@ -173,17 +172,17 @@ def test_store_down_gives_503(make_client: Callable[..., TestClient]) -> None:
     assert client.get("/collections").status_code == 503
 
 
-class FailingStore:
-    """Wraps a store; the n-th upsert call raises."""
+class FailingClient:
+    """Wraps a Qdrant client; the n-th upsert call raises."""
 
-    def __init__(self, inner: VectorStore, fail_on_call: int) -> None:
+    def __init__(self, inner: object, fail_on_call: int) -> None:
         self.inner, self.fail_on_call, self.calls = inner, fail_on_call, 0
 
-    def upsert(self, name: str, points: list[ChunkPoint]) -> None:
+    def upsert(self, *args: object, **kwargs: object) -> object:
         self.calls += 1
         if self.calls == self.fail_on_call:
             raise RuntimeError("injected failure")
-        self.inner.upsert(name, points)
+        return self.inner.upsert(*args, **kwargs)  # type: ignore[attr-defined]
 
     def __getattr__(self, item: str) -> object:
         return getattr(self.inner, item)
@@ -194,7 +193,8 @@ def test_failure_midway_keeps_previous_version(make_pipeline: Callable[..., Pipe
     old_text = " ".join(f"old{i}" for i in range(60))
     pipeline.ingest_batch([DocumentIn(text=old_text, document_id="d")])
     before = pipeline.list_documents()
-    pipeline.store = FailingStore(pipeline.store, fail_on_call=2)  # type: ignore[assignment]
+    store = pipeline.store
+    store.client = FailingClient(store.client, fail_on_call=2)  # type: ignore[attr-defined]
     new_text = " ".join(f"new{i}" for i in range(60))
     with pytest.raises(RuntimeError, match="injected"):
         pipeline.ingest_batch([DocumentIn(text=new_text, document_id="d")])
@@ -203,7 +203,7 @@ def test_failure_midway_keeps_previous_version(make_pipeline: Callable[..., Pipe
     assert {s.document_id for s in hits.sources} == {"d"}
     assert all("old" in s.text for s in hits.sources)
     # The retry goes through and replaces the document completely.
-    pipeline.store = pipeline.store.inner  # type: ignore[attr-defined]
+    store.client = store.client.inner  # type: ignore[attr-defined]
     result = pipeline.ingest_batch([DocumentIn(text=new_text, document_id="d")])
     assert result.results[0].status == "updated"
     (doc,) = pipeline.list_documents()
@@ -273,8 +273,10 @@ def test_document_without_text_hash_is_rewritten_once(
     doc = DocumentIn(text=" ".join(f"w{i}" for i in range(50)), document_id="old", metadata={})
     first = pipeline.ingest_batch([doc], "legacy").results[0]
     client = pipeline.store.client  # type: ignore[attr-defined]
+    # What rag_pipeline < 0.3.0 stored: chunks without text_hash (nor version_id), no head.
+    client.delete("legacy", points_selector=[head_id("old")])
     client_ids = sorted(str(p.id) for p in client.scroll("legacy")[0])
-    client.delete_payload("legacy", keys=["text_hash"], points=client_ids)
+    client.delete_payload("legacy", keys=["text_hash", "version_id"], points=client_ids)
     (listed,) = pipeline.list_documents("legacy")
     assert listed.text_hash is None and listed.content_hash == first.content_hash
     again = pipeline.ingest_batch([doc], "legacy").results[0]
@@ -282,5 +284,8 @@ def test_document_without_text_hash_is_rewritten_once(
     assert again.content_hash == first.content_hash
     (listed,) = pipeline.list_documents("legacy")
     assert listed.text_hash is not None and listed.chunks == first.chunks_created
-    assert sorted(str(p.id) for p in client.scroll("legacy")[0]) == client_ids  # in place
+    # Rewritten into the versioned scheme: new chunks plus the document's head point.
+    points = client.scroll("legacy")[0]
+    assert len(points) == first.chunks_created + 1
+    assert not {str(p.id) for p in points} & set(client_ids)
     assert pipeline.ingest_batch([doc], "legacy").results[0].status == "unchanged"

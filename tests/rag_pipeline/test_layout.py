@@ -23,7 +23,11 @@ from tests.conftest import REPO as ROOT
 SERVER_LAYOUT = {
     "vectors": {"dense": {"size": 384, "distance": "Cosine"}},
     "sparse_vectors": {"bm25": {"modifier": "idf"}},
-    "payload_indexes": {"document_id": "keyword", "content_hash": "keyword"},
+    "payload_indexes": {
+        "document_id": "keyword",
+        "content_hash": "keyword",
+        "current_version_id": "keyword",
+    },
 }
 
 

@@ -37,3 +37,14 @@ def content_hash(text: str, metadata: Mapping[str, Any] | None = None) -> str:
 def point_id(document_id: str, version: str, chunk_index: int) -> str:
     """Stable UUID of one chunk of one version of a document."""
     return str(uuid.uuid5(POINT_NAMESPACE, f"{document_id}\x00{version}\x00{chunk_index}"))
+
+
+def head_id(document_id: str) -> str:
+    """Stable UUID of the point that names the document's current version (Qdrant)."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"head\x00{document_id}"))
+
+
+def new_version_id() -> str:
+    """A fresh version id: random, so two writers never share chunk point IDs (a version
+    written twice with the same content still gets its own points)."""
+    return uuid.uuid4().hex

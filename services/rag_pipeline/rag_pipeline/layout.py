@@ -17,8 +17,17 @@ DENSE = "dense"
 SPARSE = "bm25"
 DISTANCE = "Cosine"
 SPARSE_MODIFIER = "idf"
-# Filters on these run on every ingest; embedded Qdrant keeps no payload indexes.
-PAYLOAD_INDEXES: dict[str, str] = {"document_id": "keyword", "content_hash": "keyword"}
+# The version a chunk belongs to, and the payload key of the one point per document (no
+# vectors) that names the document's current version: Qdrant switches a document to its new
+# version by writing that point (see stores/qdrant.py).
+VERSION_KEY = "version_id"
+CURRENT_VERSION_KEY = "current_version_id"
+# Filters on these run on every ingest and listing; embedded Qdrant keeps no payload indexes.
+PAYLOAD_INDEXES: dict[str, str] = {
+    "document_id": "keyword",
+    "content_hash": "keyword",
+    CURRENT_VERSION_KEY: "keyword",
+}
 
 
 def collection_layout(dimension: int, *, server: bool) -> dict[str, Any]:

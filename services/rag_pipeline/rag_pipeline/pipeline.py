@@ -7,13 +7,12 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from typing import Any, Literal, NamedTuple
 
 from rag_pipeline.chunking import chunk_words
-from rag_pipeline.documents import content_hash, point_id, text_hash
+from rag_pipeline.documents import content_hash, new_version_id, point_id, text_hash
 from rag_pipeline.embeddings import Embedder, EmbedderError, make_embedder
 from rag_pipeline.generation import (
     FallbackReason,
@@ -21,7 +20,8 @@ from rag_pipeline.generation import (
     Generator,
     extractive_answer,
 )
-from rag_pipeline.layout import describe_layout
+from rag_pipeline.layout import VERSION_KEY, describe_layout
+from rag_pipeline.locking import document_locks
 from rag_pipeline.metrics import Metrics
 from rag_pipeline.models import (
     BatchIngestResponse,
@@ -35,10 +35,11 @@ from rag_pipeline.models import (
 from rag_pipeline.rerank import RerankError, no_rerank, overlap_rerank, remote_rerank
 from rag_pipeline.retrieval import Candidate, from_hits, fuse
 from rag_pipeline.settings import Settings
-from rag_pipeline.sparse import BM25Encoder
+from rag_pipeline.sparse import BM25Encoder, SparseVector
 from rag_pipeline.stores import (
     ChunkPoint,
     CollectionNotFoundError,
+    DocumentVersion,
     StoreUnavailableError,
     VectorStore,
     make_store,
@@ -260,7 +261,9 @@ class Pipeline:
     def ingest_batch(
         self, documents: list[DocumentIn], collection: str | None = None
     ) -> BatchIngestResponse:
-        """Idempotent, per-document atomic ingestion; one embedding call for the whole batch."""
+        """Idempotent ingestion, one embedding call for the whole batch. Each document's new
+        version replaces the old one in one step (queries never see a mix or a part, even
+        across a crash), and writers of one document take turns: the last one wins."""
         name = self._collection(collection)
         timer = Timer()
         s = self.settings
@@ -278,71 +281,14 @@ class Pipeline:
                     raise InvalidInputError(f"document {i}: duplicate document_id {doc_id!r}")
                 seen.add(doc_id)
                 prepared.append((doc_id, digest, text_digest, doc, chunks))
-        with timer.stage("store"):
-            self.ensure_collection(name)
-            existing: dict[str, list] = defaultdict(list)
-            for chunk in self.store.existing_chunks(name, [p[0] for p in prepared]):
-                existing[chunk.document_id].append(chunk)
-
-        results: list[IngestResponse] = []
-        to_write = []
-        for doc_id, digest, text_digest, doc, chunks in prepared:
-            old = existing.get(doc_id, [])
-            # Chunks without text_hash (written before 0.3.0) are re-written once, in place.
-            complete = (
-                bool(old)
-                and all(
-                    c.content_hash == digest
-                    and c.text_hash == text_digest
-                    and c.chunks_total == len(chunks)
-                    for c in old
-                )
-                and len(old) == len(chunks)
-            )
-            status = "unchanged" if complete else ("updated" if old else "created")
-            results.append(
-                IngestResponse(
-                    collection_name=name,
-                    document_id=doc_id,
-                    content_hash=digest,
-                    status=status,
-                    chunks_created=0 if complete else len(chunks),
-                )
-            )
-            if not complete:
-                to_write.append((doc_id, digest, text_digest, doc, chunks, old))
-
-        if to_write:
-            texts = [c for *_, chunks, _ in to_write for c in chunks]
-            with timer.stage("embed"):
-                dense = self.embedder.embed(texts)
-            with timer.stage("sparse"):
-                sparse = [self.bm25.encode_document(t) for t in texts]
-            points: list[ChunkPoint] = []
-            stale: list[str] = []
-            k = 0
-            for doc_id, digest, text_digest, doc, chunks, old in to_write:
-                new_ids = set()
-                for idx, text in enumerate(chunks):
-                    pid = point_id(doc_id, digest, idx)
-                    new_ids.add(pid)
-                    payload = {
-                        "document_id": doc_id,
-                        "content_hash": digest,
-                        "text_hash": text_digest,
-                        "chunk_index": idx,
-                        "chunks_total": len(chunks),
-                        "text": text,
-                        "metadata": doc.metadata,
-                    }
-                    points.append(ChunkPoint(pid, dense[k].tolist(), sparse[k], payload))
-                    k += 1
-                stale.extend(c.id for c in old if c.id not in new_ids)
-            with timer.stage("upsert"):
-                self._write(name, points, {c.id for *_, old in to_write for c in old})
-                # Old versions go only after every new chunk is stored: a failure above leaves
-                # them untouched.
-                self.store.delete_points(name, stale)
+        # From reading what is stored to the new versions being current: another writer of
+        # these documents in this process waits (other processes: see the stores).
+        with document_locks.hold((name, p[0]) for p in prepared):
+            results, versions = self._plan_versions(name, prepared, timer)
+            if versions:
+                self._embed_versions(versions, timer)
+                with timer.stage("upsert"):
+                    self.store.write_versions(name, versions, s.upsert_batch_size)
         latency = timer.done()
         self.metrics.observe_stages("ingest", latency)
         for r in results:
@@ -359,22 +305,74 @@ class Pipeline:
             latency_ms=latency,
         )
 
-    def _write(self, name: str, points: list[ChunkPoint], previous_ids: set[str]) -> None:
-        """Upsert in batches; on failure remove what this call added, then re-raise."""
-        written: list[str] = []
-        size = self.settings.upsert_batch_size
-        try:
-            for start in range(0, len(points), size):
-                batch = points[start : start + size]
-                self.store.upsert(name, batch)
-                written.extend(p.id for p in batch)
-        except Exception:
-            added = [pid for pid in written if pid not in previous_ids]
-            try:
-                self.store.delete_points(name, added)
-            except Exception:  # the original error matters more; log the cleanup failure
-                log.exception("rollback of %d new points failed", len(added))
-            raise
+    def _plan_versions(
+        self,
+        name: str,
+        prepared: list[tuple[str, str, str, DocumentIn, list[str]]],
+        timer: Timer,
+    ) -> tuple[list[IngestResponse], list[DocumentVersion]]:
+        """A result per document, and the new versions to write (chunk texts in the points'
+        payloads; vectors still empty)."""
+        with timer.stage("store"):
+            self.ensure_collection(name)
+            stored = self.store.stored_documents(name, [p[0] for p in prepared])
+        results: list[IngestResponse] = []
+        versions: list[DocumentVersion] = []
+        for doc_id, digest, text_digest, doc, chunks in prepared:
+            old = stored.get(doc_id)
+            # A whole version of this content (a document stored before 0.3.0 has no
+            # text_hash and is re-written once).
+            unchanged = (
+                old is not None
+                and old.complete
+                and (old.content_hash, old.text_hash, old.chunks_total)
+                == (digest, text_digest, len(chunks))
+            )
+            status = "unchanged" if unchanged else ("updated" if old and old.chunks else "created")
+            results.append(
+                IngestResponse(
+                    collection_name=name,
+                    document_id=doc_id,
+                    content_hash=digest,
+                    status=status,
+                    chunks_created=0 if unchanged else len(chunks),
+                )
+            )
+            if unchanged:
+                continue
+            version = new_version_id()
+            points = [
+                ChunkPoint(
+                    point_id(doc_id, version, idx),
+                    [],
+                    SparseVector([], []),
+                    {
+                        "document_id": doc_id,
+                        VERSION_KEY: version,
+                        "content_hash": digest,
+                        "text_hash": text_digest,
+                        "chunk_index": idx,
+                        "chunks_total": len(chunks),
+                        "text": text,
+                        "metadata": doc.metadata,
+                    },
+                )
+                for idx, text in enumerate(chunks)
+            ]
+            versions.append(
+                DocumentVersion(doc_id, version, digest, text_digest, doc.metadata, points, old)
+            )
+        return results, versions
+
+    def _embed_versions(self, versions: list[DocumentVersion], timer: Timer) -> None:
+        points = [p for v in versions for p in v.points]
+        texts = [p.payload["text"] for p in points]
+        with timer.stage("embed"):
+            dense = self.embedder.embed(texts)
+        with timer.stage("sparse"):
+            for point, text, vector in zip(points, texts, dense, strict=True):
+                point.dense = vector.tolist()
+                point.sparse = self.bm25.encode_document(text)
 
     # -- documents ------------------------------------------------------------------------
 
@@ -393,9 +391,11 @@ class Pipeline:
         ]
 
     def delete_document(self, document_id: str, collection: str | None = None) -> int:
+        """Delete the document in one step; the number of chunks it had (0: none)."""
         name = self._collection(collection)
         self._require_collection(name)
-        return self.store.delete_document(name, document_id)
+        with document_locks.hold([(name, document_id)]):
+            return self.store.delete_document(name, document_id)
 
     def list_collections(self) -> list[tuple[str, int]]:
         return self.store.list_collections()

@@ -8,8 +8,10 @@ from rag_pipeline.stores.base import (
     ChunkPoint,
     CollectionMismatchError,
     CollectionNotFoundError,
+    DocumentVersion,
     ExistingChunk,
     Hit,
+    StoredDocument,
     StoreUnavailableError,
     VectorStore,
 )
@@ -21,9 +23,11 @@ __all__ = [
     "ChunkPoint",
     "CollectionMismatchError",
     "CollectionNotFoundError",
+    "DocumentVersion",
     "ExistingChunk",
     "Hit",
     "StoreUnavailableError",
+    "StoredDocument",
     "VectorStore",
     "make_store",
 ]

@@ -68,6 +68,64 @@ class ExistingChunk:
     content_hash: str
     chunks_total: int
     text_hash: str | None = None  # None: written before rag_pipeline 0.3.0
+    version_id: str | None = None  # None: written by rag_pipeline 0.3.0 or earlier
+
+
+@dataclass
+class StoredDocument:
+    """What a store holds of one document when a write starts.
+
+    ``chunks``: how many chunks queries see (0: the document is not visible, e.g. only an
+    uncommitted version is stored). ``complete``: the visible chunks are one whole version
+    (content_hash, text_hash and chunks_total agree, and all chunks are there).
+    ``replaced_ids``: the chunks a new version replaces (the visible ones and leftovers the
+    store knows to be dead); the store deletes them once the new version is current.
+    """
+
+    document_id: str
+    content_hash: str | None
+    text_hash: str | None
+    chunks_total: int
+    chunks: int
+    complete: bool
+    replaced_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DocumentVersion:
+    """A new version of a document: every chunk, written so that it becomes visible in one
+    step and replaces ``previous`` (as read under the pipeline's per-document lock)."""
+
+    document_id: str
+    version_id: str
+    content_hash: str
+    text_hash: str
+    metadata: dict[str, Any]
+    points: list[ChunkPoint]
+    previous: StoredDocument | None = None
+
+
+def summarise(document_id: str, chunks: list[ExistingChunk]) -> StoredDocument:
+    """The StoredDocument of ``chunks``, all of them visible (legacy chunks, or pgvector where
+    a transaction replaces a document at once)."""
+    first = chunks[0] if chunks else None
+    complete = first is not None and all(
+        c.content_hash == first.content_hash
+        and c.text_hash == first.text_hash
+        and c.chunks_total == first.chunks_total
+        and c.version_id == first.version_id
+        for c in chunks
+    )
+    complete = complete and first is not None and len(chunks) == first.chunks_total
+    return StoredDocument(
+        document_id,
+        first.content_hash if first else None,
+        first.text_hash if first else None,
+        first.chunks_total if first else 0,
+        len(chunks),
+        complete,
+        [c.id for c in chunks],
+    )
 
 
 @dataclass
@@ -82,8 +140,10 @@ class DocumentInfo:
 class VectorStore(ABC):
     """Chunks with a named dense vector, a BM25 sparse vector and a payload.
 
-    Payload keys used by the pipeline: document_id, content_hash, text_hash, chunk_index,
-    chunks_total, text, metadata.
+    Payload keys used by the pipeline: document_id, version_id, content_hash, text_hash,
+    chunk_index, chunks_total, text, metadata. Queries and listings see only the current
+    version of each document (chunks without version_id: a document written by
+    rag_pipeline 0.3.0 or earlier, current until its next write).
     """
 
     kind: str = "store"
@@ -112,17 +172,21 @@ class VectorStore(ABC):
     def delete_collection(self, name: str) -> bool: ...
 
     @abstractmethod
-    def upsert(self, name: str, points: list[ChunkPoint]) -> None: ...
+    def stored_documents(self, name: str, document_ids: list[str]) -> dict[str, StoredDocument]:
+        """What the store holds of each of ``document_ids`` (absent: nothing at all).
+
+        Called with the documents' keys held in the pipeline's per-document lock, so nothing
+        else in this process writes them until ``write_versions`` returns."""
 
     @abstractmethod
-    def existing_chunks(self, name: str, document_ids: list[str]) -> list[ExistingChunk]: ...
-
-    @abstractmethod
-    def delete_points(self, name: str, ids: list[str]) -> None: ...
+    def write_versions(self, name: str, versions: list[DocumentVersion], batch_size: int) -> None:
+        """Store each version so that it replaces the document's previous one in one step:
+        queries, listings and a crash at any point see either the whole old version or the
+        whole new one, never a mix or a part. ``batch_size``: points per store call."""
 
     @abstractmethod
     def delete_document(self, name: str, document_id: str) -> int:
-        """Delete every chunk of the document; return how many were removed."""
+        """Delete the document in one step; return how many visible chunks it had."""
 
     @abstractmethod
     def search_dense(self, name: str, vector: list[float], limit: int) -> list[Hit]: ...

@@ -3,11 +3,17 @@
 pgvector 0.6 has no sparse vector type, so BM25 lives in a terms table (point, term id, BM25
 document weight); IDF is computed in SQL at query time with the same formula Qdrant's ``idf``
 modifier uses, so both stores rank identically.
+
+A document is replaced in one transaction (delete the old chunks, insert the new ones) under
+a transaction-scoped advisory lock on (collection, document_id), so concurrent writers of one
+document, in any number of processes, commit one after the other and a crash leaves either
+version whole.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import queue
 from collections.abc import Iterator
@@ -23,14 +29,51 @@ from rag_pipeline.stores.base import (
     ChunkPoint,
     CollectionNotFoundError,
     DocumentInfo,
+    DocumentVersion,
     ExistingChunk,
     Hit,
+    StoredDocument,
     StoreUnavailableError,
     VectorStore,
     mismatch,
+    summarise,
 )
 
 _REGISTRY = "rag_collections"
+_CHUNKS, _TERMS = "rag_chunks_", "rag_terms_"
+# PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1).
+_MAX_IDENTIFIER = 63
+
+
+def table_name(prefix: str, name: str) -> str:
+    """The table of collection ``name``: prefix + name while that fits in an identifier (as
+    rag_pipeline 0.3.0 named every table), else a readable cut of the name plus a hash of
+    all of it, so long names that share their first 50 characters get tables of their own."""
+    full = prefix + name
+    if len(full.encode()) <= _MAX_IDENTIFIER:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    room = _MAX_IDENTIFIER - len(prefix) - len(digest) - 1
+    return f"{prefix}{name.encode()[:room].decode(errors='ignore')}_{digest}"
+
+
+def _truncated(prefix: str, name: str) -> str:
+    """What PostgreSQL made of prefix + name up to rag_pipeline 0.3.0 (cut at 63 bytes)."""
+    return (prefix + name).encode()[:_MAX_IDENTIFIER].decode(errors="ignore")
+
+
+def _table_exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = %s",
+        (table,),
+    ).fetchone()
+    return row is not None
+
+
+def _lock_key(name: str, document_id: str) -> int:
+    """The advisory lock key (signed 64 bits) of one document of one collection."""
+    digest = hashlib.sha256(f"{name}\x00{document_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _vec(values: list[float]) -> str:
@@ -78,11 +121,30 @@ class PgVectorStore(VectorStore):
                     "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, dimension int NOT NULL)"
                 ).format(sql.Identifier(_REGISTRY))
             )
+            self._rename_truncated_tables(conn)
         self._ready = True
 
     @staticmethod
+    def _rename_truncated_tables(conn: psycopg.Connection[Any]) -> None:
+        """Give a long-named collection created by rag_pipeline 0.3.0 or earlier (tables named
+        by PostgreSQL's truncation) the tables table_name() names."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_REGISTRY,))
+        names = conn.execute(sql.SQL("SELECT name FROM {}").format(sql.Identifier(_REGISTRY)))
+        for (name,) in names.fetchall():
+            for prefix in (_CHUNKS, _TERMS):
+                old, new = _truncated(prefix, name), table_name(prefix, name)
+                if old == new:
+                    continue
+                if _table_exists(conn, old) and not _table_exists(conn, new):
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                            sql.Identifier(old), sql.Identifier(new)
+                        )
+                    )
+
+    @staticmethod
     def _tables(name: str) -> tuple[sql.Identifier, sql.Identifier]:
-        return sql.Identifier(f"rag_chunks_{name}"), sql.Identifier(f"rag_terms_{name}")
+        return sql.Identifier(table_name(_CHUNKS, name)), sql.Identifier(table_name(_TERMS, name))
 
     def ping(self) -> None:
         with self._conn() as conn:
@@ -187,71 +249,92 @@ class PgVectorStore(VectorStore):
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(terms, chunks))
             return bool(deleted)
 
-    def upsert(self, name: str, points: list[ChunkPoint]) -> None:
-        if not points:
-            return
-        chunks, terms = self._tables(name)
-        ids = [p.id for p in points]
-        with self._conn() as conn:
-            self._require(conn, name)
-            # Re-upserting an id replaces it: drop its old terms first (they cascade on delete).
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(chunks), (ids,)
+    @staticmethod
+    def _insert(
+        conn: psycopg.Connection[Any],
+        chunks: sql.Identifier,
+        terms: sql.Identifier,
+        points: list[ChunkPoint],
+    ) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (id, document_id, content_hash, chunks_total, payload,"
+                    " embedding) VALUES (%s, %s, %s, %s, %s, %s::vector)"
+                ).format(chunks),
+                [
+                    (
+                        p.id,
+                        p.payload["document_id"],
+                        p.payload["content_hash"],
+                        p.payload["chunks_total"],
+                        Jsonb(p.payload),
+                        _vec(p.dense),
+                    )
+                    for p in points
+                ],
             )
-            with conn.cursor() as cur:
-                cur.executemany(
-                    sql.SQL(
-                        "INSERT INTO {} (id, document_id, content_hash, chunks_total, payload,"
-                        " embedding) VALUES (%s, %s, %s, %s, %s, %s::vector)"
-                    ).format(chunks),
-                    [
-                        (
-                            p.id,
-                            p.payload["document_id"],
-                            p.payload["content_hash"],
-                            p.payload["chunks_total"],
-                            Jsonb(p.payload),
-                            _vec(p.dense),
-                        )
-                        for p in points
-                    ],
-                )
-                with cur.copy(
-                    sql.SQL("COPY {} (point_id, term, weight) FROM STDIN").format(terms)
-                ) as copy:
-                    for p in points:
-                        for term, weight in zip(p.sparse.indices, p.sparse.values, strict=True):
-                            copy.write_row((p.id, term, weight))
+            with cur.copy(
+                sql.SQL("COPY {} (point_id, term, weight) FROM STDIN").format(terms)
+            ) as copy:
+                for p in points:
+                    for term, weight in zip(p.sparse.indices, p.sparse.values, strict=True):
+                        copy.write_row((p.id, term, weight))
 
-    def existing_chunks(self, name: str, document_ids: list[str]) -> list[ExistingChunk]:
+    def stored_documents(self, name: str, document_ids: list[str]) -> dict[str, StoredDocument]:
         if not document_ids:
-            return []
+            return {}
         chunks, _ = self._tables(name)
         with self._conn() as conn:
             self._require(conn, name)
             rows = conn.execute(
                 sql.SQL(
-                    "SELECT id, document_id, content_hash, chunks_total, payload->>'text_hash'"
-                    " FROM {} WHERE document_id = ANY(%s)"
+                    "SELECT id, document_id, content_hash, chunks_total, payload->>'text_hash',"
+                    " payload->>'version_id' FROM {} WHERE document_id = ANY(%s)"
                 ).format(chunks),
                 (document_ids,),
             ).fetchall()
-        return [ExistingChunk(str(r[0]), r[1], r[2], int(r[3]), r[4]) for r in rows]
-
-    def delete_points(self, name: str, ids: list[str]) -> None:
-        if not ids:
-            return
-        chunks, _ = self._tables(name)
-        with self._conn() as conn:
-            self._require(conn, name)
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE id = ANY(%s::uuid[])").format(chunks), (ids,)
+        grouped: dict[str, list[ExistingChunk]] = {}
+        for r in rows:
+            grouped.setdefault(r[1], []).append(
+                ExistingChunk(str(r[0]), r[1], r[2], int(r[3]), r[4], r[5])
             )
+        return {doc_id: summarise(doc_id, have) for doc_id, have in grouped.items()}
+
+    def write_versions(self, name: str, versions: list[DocumentVersion], batch_size: int) -> None:
+        chunks, terms = self._tables(name)
+        # Whole documents per transaction, about batch_size points each: every document is
+        # replaced atomically, with fewer commits than one transaction per document.
+        groups: list[list[DocumentVersion]] = [[]]
+        size = 0
+        for v in versions:
+            if groups[-1] and size + len(v.points) > batch_size:
+                groups.append([])
+                size = 0
+            groups[-1].append(v)
+            size += len(v.points)
+        for group in groups:
+            if not group:
+                continue
+            # In one order everywhere, so two transactions never wait for each other's locks.
+            keys = sorted({_lock_key(name, v.document_id) for v in group})
+            with self._conn() as conn:
+                self._require(conn, name)
+                conn.execute(
+                    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
+                    (keys,),
+                )
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE document_id = ANY(%s)").format(chunks),
+                    ([v.document_id for v in group],),
+                )
+                self._insert(conn, chunks, terms, [p for v in group for p in v.points])
 
     def delete_document(self, name: str, document_id: str) -> int:
         chunks, _ = self._tables(name)
         with self._conn() as conn:
             self._require(conn, name)
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(name, document_id),))
             return conn.execute(
                 sql.SQL("DELETE FROM {} WHERE document_id = %s").format(chunks), (document_id,)
             ).rowcount

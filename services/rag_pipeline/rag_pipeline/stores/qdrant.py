@@ -3,31 +3,60 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from rag_pipeline.layout import DENSE, SPARSE, collection_layout
+from rag_pipeline.documents import head_id
+from rag_pipeline.layout import (
+    CURRENT_VERSION_KEY,
+    DENSE,
+    SPARSE,
+    VERSION_KEY,
+    collection_layout,
+)
 from rag_pipeline.sparse import SparseVector
 from rag_pipeline.stores.base import (
     ChunkPoint,
     CollectionNotFoundError,
     DocumentInfo,
+    DocumentVersion,
     ExistingChunk,
     Hit,
+    StoredDocument,
     StoreUnavailableError,
     VectorStore,
     mismatch,
     size_mismatch,
+    summarise,
 )
+
+log = logging.getLogger("rag_pipeline.stores.qdrant")
 
 _CHUNK_FIELDS = ["document_id", "content_hash", "chunks_total", "text_hash"]
 _META_FIELDS = [*_CHUNK_FIELDS, "chunk_index", "metadata"]
+_STATE_FIELDS = [*_CHUNK_FIELDS, VERSION_KEY, CURRENT_VERSION_KEY, "written_at"]
+# On a Qdrant server, a chunk of a version that is not current may be another replica's write
+# in progress (its switch still to come): only after this long is it taken for a crash's
+# leftover and deleted, and a write whose switch would come later than half of it gives up.
+# Embedded Qdrant has one process (it locks its folder) whose writers of a document take
+# turns, so there every version that is not current is dead at once.
+PENDING_GRACE_S = 600.0
+
+
+def _has(key: str) -> models.Filter:
+    return models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=key))])
+
+
+def _lacks(key: str) -> models.IsEmptyCondition:
+    return models.IsEmptyCondition(is_empty=models.PayloadField(key=key))
 
 
 def _value(enum: Any) -> Any:
@@ -79,6 +108,7 @@ class QdrantStore(VectorStore):
             # Embedded mode keeps state in Python objects without locking of its own.
             self._lock = threading.RLock()
         self.remote = bool(url)
+        self.pending_grace_s = PENDING_GRACE_S if self.remote else 0.0
 
     @contextlib.contextmanager
     def _call(self) -> Iterator[None]:
@@ -167,7 +197,12 @@ class QdrantStore(VectorStore):
     def list_collections(self) -> list[tuple[str, int]]:
         with self._call():
             names = [c.name for c in self.client.get_collections().collections]
-            return [(n, self.client.count(n, exact=True).count) for n in sorted(names)]
+            # Chunks only: not the head points that name each document's current version.
+            chunks = models.Filter(must=[_lacks(CURRENT_VERSION_KEY)])
+            return [
+                (n, self.client.count(n, count_filter=chunks, exact=True).count)
+                for n in sorted(names)
+            ]
 
     def delete_collection(self, name: str) -> bool:
         with self._call():
@@ -176,7 +211,7 @@ class QdrantStore(VectorStore):
             self.client.delete_collection(name)
             return True
 
-    def upsert(self, name: str, points: list[ChunkPoint]) -> None:
+    def _upsert(self, name: str, points: list[ChunkPoint], written_at: float) -> None:
         structs = [
             models.PointStruct(
                 id=p.id,
@@ -184,7 +219,7 @@ class QdrantStore(VectorStore):
                     DENSE: p.dense,
                     SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
                 },
-                payload=p.payload,
+                payload={**p.payload, "written_at": written_at},
             )
             for p in points
         ]
@@ -215,20 +250,111 @@ class QdrantStore(VectorStore):
             must=[models.FieldCondition(key="document_id", match=models.MatchAny(any=document_ids))]
         )
 
-    def existing_chunks(self, name: str, document_ids: list[str]) -> list[ExistingChunk]:
+    # -- versions -------------------------------------------------------------------------
+    #
+    # Each document has one "head" point (no vectors, so searches never return it) whose
+    # payload names its current version. A write stores the new version's chunks (tagged with
+    # their version_id, invisible while the head names another version), then rewrites the
+    # head (a single point write, atomic in Qdrant and in embedded mode's SQLite), then deletes
+    # the replaced chunks. A crash before the head write leaves the old version current and
+    # the new chunks invisible; after it, the new version current and the old chunks
+    # invisible. Invisible chunks are deleted by the document's next write. Chunks without a
+    # version_id (rag_pipeline 0.3.0 and earlier) are current while the document has no head.
+
+    def stored_documents(self, name: str, document_ids: list[str]) -> dict[str, StoredDocument]:
         if not document_ids:
-            return []
-        return [
-            ExistingChunk(
+            return {}
+        heads: dict[str, dict[str, Any]] = {}
+        chunks: dict[str, list[tuple[ExistingChunk, float]]] = {}
+        for r in self._scroll(name, self._doc_filter(document_ids), _STATE_FIELDS):
+            p = r.payload or {}
+            if CURRENT_VERSION_KEY in p:
+                heads[p["document_id"]] = p
+                continue
+            chunk = ExistingChunk(
                 str(r.id),
-                r.payload["document_id"],
-                r.payload.get("content_hash", ""),
-                int(r.payload.get("chunks_total", 0)),
-                r.payload.get("text_hash"),
+                p["document_id"],
+                p.get("content_hash", ""),
+                int(p.get("chunks_total", 0)),
+                p.get("text_hash"),
+                p.get(VERSION_KEY),
             )
-            for r in self._scroll(name, self._doc_filter(document_ids), _CHUNK_FIELDS)
-            if r.payload
-        ]
+            chunks.setdefault(chunk.document_id, []).append((chunk, float(p.get("written_at", 0))))
+        cutoff = time.time() - self.pending_grace_s
+        out: dict[str, StoredDocument] = {}
+        for doc_id in {*heads, *chunks}:
+            have = chunks.get(doc_id, [])
+            head = heads.get(doc_id)
+            current = head.get(CURRENT_VERSION_KEY) if head else None
+            state = summarise(doc_id, [c for c, _ in have if c.version_id == current])
+            if head is not None:  # the head must describe the chunks it makes current
+                state.complete = (
+                    state.complete
+                    and bool(current)
+                    and (
+                        state.content_hash,
+                        state.text_hash,
+                        state.chunks_total,
+                    )
+                    == (head.get("content_hash"), head.get("text_hash"), head.get("chunks_total"))
+                )
+            # Dead: legacy chunks under a head, and versions never made current (a crashed
+            # write) that are old enough not to be another replica's write in progress.
+            state.replaced_ids += [
+                c.id
+                for c, at in have
+                if c.version_id != current and (c.version_id is None or at <= cutoff)
+            ]
+            out[doc_id] = state
+        return out
+
+    @staticmethod
+    def _head(version: DocumentVersion | None, document_id: str) -> models.PointStruct:
+        """The head point naming ``version`` as current (None: a tombstone, nothing is)."""
+        payload: dict[str, Any] = {
+            "document_id": document_id,
+            CURRENT_VERSION_KEY: version.version_id if version else "",
+            "committed_at": time.time(),
+        }
+        if version is not None:
+            payload |= {
+                "content_hash": version.content_hash,
+                "text_hash": version.text_hash,
+                "chunks_total": len(version.points),
+                "metadata": version.metadata,
+            }
+        return models.PointStruct(id=head_id(document_id), vector={}, payload=payload)
+
+    def write_versions(self, name: str, versions: list[DocumentVersion], batch_size: int) -> None:
+        points = [p for v in versions for p in v.points]
+        started = time.time()
+        written: list[str] = []
+        try:
+            for start in range(0, len(points), batch_size):
+                batch = points[start : start + batch_size]
+                self._upsert(name, batch, started)
+                written.extend(p.id for p in batch)
+        except Exception:
+            # Not current, so never visible; removed now rather than by the next write.
+            try:
+                self.delete_points(name, written)
+            except Exception:  # the original error matters more; log the cleanup failure
+                log.exception("cleanup of %d uncommitted points failed", len(written))
+            raise
+        if self.remote and time.time() - started > self.pending_grace_s / 2:
+            # Another replica's write may take these chunks for a crash's leftovers soon.
+            self.delete_points(name, written)
+            raise StoreUnavailableError("Qdrant took too long to store the new chunks; retry")
+        heads = [self._head(v, v.document_id) for v in versions]
+        for start in range(0, len(heads), batch_size):
+            with self._call():
+                self.client.upsert(name, points=heads[start : start + batch_size], wait=True)
+        replaced = [i for v in versions if v.previous for i in v.previous.replaced_ids]
+        try:
+            self.delete_points(name, replaced)
+        except (StoreUnavailableError, UnexpectedResponse):
+            # The new versions are current; what is left is invisible and goes next time.
+            log.warning("%d replaced chunks left for the next write", len(replaced), exc_info=True)
 
     def delete_points(self, name: str, ids: list[str]) -> None:
         if not ids:
@@ -237,38 +363,113 @@ class QdrantStore(VectorStore):
             self.client.delete(name, points_selector=models.PointIdsList(points=ids), wait=True)
 
     def delete_document(self, name: str, document_id: str) -> int:
-        ids = [c.id for c in self.existing_chunks(name, [document_id])]
-        self.delete_points(name, ids)
-        return len(ids)
+        state = self.stored_documents(name, [document_id]).get(document_id)
+        if state is None:
+            return 0
+        # A tombstone head first hides every chunk at once (a legacy document's too), then
+        # the chunks go, then the tombstone. A crash in between leaves the document invisible.
+        with self._call():
+            self.client.upsert(name, points=[self._head(None, document_id)], wait=True)
+        self.delete_points(name, state.replaced_ids)
+        self.delete_points(name, [head_id(document_id)])
+        return state.chunks
 
     @staticmethod
-    def _hits(points: list[models.ScoredPoint]) -> list[Hit]:
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+    def _is_current(payload: dict[str, Any], heads: dict[str, str]) -> bool:
+        current = heads.get(payload.get("document_id", ""))
+        version = payload.get(VERSION_KEY)
+        return version is None if current is None else bool(current) and version == current
+
+    def _current_hits(
+        self, name: str, limit: int, search: Callable[[int, int], list[models.ScoredPoint]]
+    ) -> list[Hit]:
+        """The best ``limit`` hits of the documents' current versions: ``search(limit,
+        offset)`` pages through the raw results, which may hold other versions' chunks."""
+        hits: list[Hit] = []
+        offset, page = 0, limit
+        # Embedded mode: search and head lookup see one state (writes take the same lock).
+        with self._lock:
+            while True:
+                with self._call():
+                    points = search(page, offset)
+                    doc_ids = {str((p.payload or {}).get("document_id", "")) for p in points}
+                    heads = {
+                        str((r.payload or {}).get("document_id")): str(
+                            (r.payload or {}).get(CURRENT_VERSION_KEY, "")
+                        )
+                        for r in self.client.retrieve(
+                            name,
+                            ids=[head_id(d) for d in doc_ids],
+                            with_payload=["document_id", CURRENT_VERSION_KEY],
+                        )
+                    }
+                hits.extend(
+                    Hit(str(p.id), float(p.score), dict(p.payload or {}))
+                    for p in points
+                    if self._is_current(p.payload or {}, heads)
+                )
+                if len(hits) >= limit or len(points) < page:
+                    return hits[:limit]
+                offset += page
+                page *= 2
 
     def search_dense(self, name: str, vector: list[float], limit: int) -> list[Hit]:
-        with self._call():
-            result = self.client.query_points(
-                name, query=vector, using=DENSE, limit=limit, with_payload=True
-            )
-        return self._hits(result.points)
+        return self._current_hits(
+            name,
+            limit,
+            lambda n, offset: (
+                self.client.query_points(
+                    name, query=vector, using=DENSE, limit=n, offset=offset, with_payload=True
+                ).points
+            ),
+        )
 
     def search_sparse(self, name: str, vector: SparseVector, limit: int) -> list[Hit]:
         if not vector.indices:
             return []
-        with self._call():
-            result = self.client.query_points(
-                name,
-                query=models.SparseVector(indices=vector.indices, values=vector.values),
-                using=SPARSE,
-                limit=limit,
-                with_payload=True,
-            )
-        return self._hits(result.points)
+        query = models.SparseVector(indices=vector.indices, values=vector.values)
+        return self._current_hits(
+            name,
+            limit,
+            lambda n, offset: (
+                self.client.query_points(
+                    name, query=query, using=SPARSE, limit=n, offset=offset, with_payload=True
+                ).points
+            ),
+        )
 
     def list_documents(self, name: str) -> list[DocumentInfo]:
         docs: dict[str, DocumentInfo] = {}
-        for r in self._scroll(name, None, _META_FIELDS):
+        headed: set[str] = set()
+        head_fields = ["document_id", CURRENT_VERSION_KEY, *_META_FIELDS]
+        # Documents written by rag_pipeline 0.3.0 or earlier: chunks without a version, no head.
+        legacy = models.Filter(must=[_lacks(VERSION_KEY), _lacks(CURRENT_VERSION_KEY)])
+        heads: Iterable[models.Record]
+        chunks: Iterable[models.Record]
+        if self.remote:  # the head points by their payload index
+            heads = self._scroll(name, _has(CURRENT_VERSION_KEY), head_fields)
+            chunks = self._scroll(name, legacy, _META_FIELDS)
+        else:  # embedded filters run in Python: one pass over every point is cheaper
+            points = list(self._scroll(name, None, [*head_fields, VERSION_KEY]))
+            heads = [r for r in points if CURRENT_VERSION_KEY in (r.payload or {})]
+            chunks = [
+                r for r in points if not {CURRENT_VERSION_KEY, VERSION_KEY} & set(r.payload or {})
+            ]
+        for r in heads:
             p = r.payload or {}
+            headed.add(p["document_id"])
+            if p.get(CURRENT_VERSION_KEY):  # "": a tombstone (deletion under way)
+                docs[p["document_id"]] = DocumentInfo(
+                    p["document_id"],
+                    p.get("content_hash", ""),
+                    int(p.get("chunks_total", 0)),
+                    p.get("metadata") or {},
+                    p.get("text_hash"),
+                )
+        for r in chunks:
+            p = r.payload or {}
+            if p["document_id"] in headed:
+                continue  # rewritten already; these chunks are leftovers
             info = docs.get(p["document_id"])
             if info is None:
                 info = docs[p["document_id"]] = DocumentInfo(
