@@ -101,6 +101,34 @@ def test_bad_settings_and_input(tmp_path: Path, rag: EmbeddedPipeline) -> None:
         rag.ingest([DOCS[0], DOCS[0]], "kb")
 
 
+def test_size_limits_apply_in_process(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    """The operator's per-document limits hold in process as over HTTP; nothing is stored."""
+    limits = {"max_document_chars": 50, "max_metadata_bytes": 64, "max_metadata_keys": 3}
+    with EmbeddedPipeline(qdrant_path=str(tmp_path / "q"), **limits) as rag:
+        too_long = {"document_id": "x", "text": "word " * 20}
+        with pytest.raises(
+            InvalidInputError, match=r"documents\[1\]\.text has 100 .*MAX_DOCUMENT_CHARS"
+        ):
+            rag.ingest([DOCS[1], too_long], "kb")
+        big = {**DOCS[1], "metadata": {"k": "v" * 100}}
+        with pytest.raises(
+            InvalidInputError, match=r"documents\[0\]\.metadata .*MAX_METADATA_BYTES"
+        ):
+            rag.ingest([big], "kb")
+        many = {**DOCS[1], "metadata": {"a": {"b": 1, "c": 2, "d": 3}}}
+        with pytest.raises(
+            InvalidInputError, match=r"has 4 keys; the limit is 3 \(MAX_METADATA_KEYS"
+        ):
+            rag.ingest([many], "kb")
+        deep: dict[str, Any] = {"leaf": 1}
+        for _ in range(20):
+            deep = {"n": deep}
+        with pytest.raises(InvalidInputError, match="MAX_METADATA_DEPTH"):
+            rag.ingest([{**DOCS[1], "metadata": deep}], "kb")
+        assert rag.list_documents("kb") is None  # nothing was written, not even the collection
+        assert [r["status"] for r in rag.ingest([DOCS[1]], "kb")] == ["created"]
+
+
 def test_environment_is_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: LocalEmbedder
 ) -> None:

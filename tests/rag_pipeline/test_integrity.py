@@ -372,7 +372,7 @@ def test_pgvector_long_collection_names(
 ) -> None:
     """Names that share their first 51+ characters get tables of their own (PostgreSQL cuts
     identifiers at 63 bytes), short names keep theirs, and a long-named collection made
-    by rag_pipeline 0.3.0 (tables cut by PostgreSQL) is renamed in place when the store starts."""
+    by rag_pipeline 0.2.0 (tables cut by PostgreSQL) is renamed in place when the store starts."""
     from psycopg import connect
 
     from rag_pipeline.stores import pgvector
@@ -391,7 +391,7 @@ def test_pgvector_long_collection_names(
     assert "rag_chunks_short" in tables
     assert pgvector.table_name("rag_chunks_", long_a) in tables
     assert all(len(t) <= 63 for t in tables)
-    # A collection of rag_pipeline 0.3.0: its tables named prefix + name, cut by PostgreSQL.
+    # A collection of rag_pipeline 0.2.0: its tables named prefix + name, cut by PostgreSQL.
     old = "y" * 64
     monkeypatch.setattr(pgvector, "table_name", lambda prefix, name: prefix + name)
     legacy = make_pipeline(**pg)
@@ -456,7 +456,7 @@ def test_pgvector_writers_in_several_processes_take_turns(
 
 
 def test_qdrant_collection_of_0_3_0_keeps_working(open_pipeline: Callable[..., Pipeline]) -> None:
-    """Chunks without version_id and no head (what 0.3.0 wrote) are a document's current
+    """Chunks without version_id and no head (what 0.2.0 wrote) are a document's current
     version: listed, searched, unchanged on the same content; a changed write moves the
     document to versions and deletes them; deleting one removes all its chunks."""
     from qdrant_client import models
@@ -471,14 +471,14 @@ def test_qdrant_collection_of_0_3_0_keeps_working(open_pipeline: Callable[..., P
     ids = [str(p.id) for p in client.scroll("v030", limit=100)[0]]
     client.delete_payload("v030", keys=["version_id", "written_at"], points=ids)
     known = {d.document_id: {content_hash(d.text): 1 + i} for i, d in enumerate(docs)}
-    assert_whole_versions(pipeline, "v030", known, "0.3.0 layout")
+    assert_whole_versions(pipeline, "v030", known, "0.2.0 layout")
     assert pipeline.ingest_batch(docs, "v030").unchanged == 3
     changed = DocumentIn(document_id="old2", text=text("new2", 1))
     known["old2"][content_hash(changed.text)] = 1
     assert pipeline.ingest_batch([changed], "v030").updated == 1
     current = assert_whole_versions(pipeline, "v030", known, "after the update")
     assert current["old2"] == content_hash(changed.text)
-    (version,) = stored_versions(pipeline, "v030", "old2")  # the 0.3.0 chunks are gone
+    (version,) = stored_versions(pipeline, "v030", "old2")  # the 0.2.0 chunks are gone
     assert version is not None
     assert pipeline.delete_document("old1", "v030") == 2
     assert sorted(current) == ["old0", "old1", "old2"]

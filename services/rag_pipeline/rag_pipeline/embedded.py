@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from rag_pipeline import __version__
 from rag_pipeline.embeddings import EmbedderError
+from rag_pipeline.limits import LimitExceededError, check_document
 from rag_pipeline.models import COLLECTION_PATTERN, DocumentIn
 from rag_pipeline.pipeline import InvalidInputError, Pipeline
 from rag_pipeline.settings import Settings
@@ -148,6 +149,11 @@ class EmbeddedPipeline:
             batch = [DocumentIn(**d) for d in documents]
         except (TypeError, ValidationError) as exc:
             raise InvalidInputError(f"invalid document: {exc}") from None
+        for i, doc in enumerate(batch):
+            try:
+                check_document(doc.text, doc.metadata, self._pipeline.settings, f"documents[{i}].")
+            except LimitExceededError as exc:
+                raise InvalidInputError(str(exc)) from None
         response = self._pipeline.ingest_batch(batch, _collection(name))
         return [r.model_dump() for r in response.results]
 

@@ -68,7 +68,7 @@ class ExistingChunk:
     content_hash: str
     chunks_total: int
     text_hash: str | None = None  # None: written before rag_pipeline 0.3.0
-    version_id: str | None = None  # None: written by rag_pipeline 0.3.0 or earlier
+    version_id: str | None = None  # None: written before rag_pipeline 0.3.0
 
 
 @dataclass
@@ -143,7 +143,7 @@ class VectorStore(ABC):
     Payload keys used by the pipeline: document_id, version_id, content_hash, text_hash,
     chunk_index, chunks_total, text, metadata. Queries and listings see only the current
     version of each document (chunks without version_id: a document written by
-    rag_pipeline 0.3.0 or earlier, current until its next write).
+    rag_pipeline 0.2.0 or earlier, current until its next write).
     """
 
     kind: str = "store"

@@ -47,7 +47,7 @@ _MAX_IDENTIFIER = 63
 
 def table_name(prefix: str, name: str) -> str:
     """The table of collection ``name``: prefix + name while that fits in an identifier (as
-    rag_pipeline 0.3.0 named every table), else a readable cut of the name plus a hash of
+    rag_pipeline 0.2.0 named every table), else a readable cut of the name plus a hash of
     all of it, so long names that share their first 50 characters get tables of their own."""
     full = prefix + name
     if len(full.encode()) <= _MAX_IDENTIFIER:
@@ -58,7 +58,7 @@ def table_name(prefix: str, name: str) -> str:
 
 
 def _truncated(prefix: str, name: str) -> str:
-    """What PostgreSQL made of prefix + name up to rag_pipeline 0.3.0 (cut at 63 bytes)."""
+    """What PostgreSQL made of prefix + name up to rag_pipeline 0.2.0 (cut at 63 bytes)."""
     return (prefix + name).encode()[:_MAX_IDENTIFIER].decode(errors="ignore")
 
 
@@ -126,7 +126,7 @@ class PgVectorStore(VectorStore):
 
     @staticmethod
     def _rename_truncated_tables(conn: psycopg.Connection[Any]) -> None:
-        """Give a long-named collection created by rag_pipeline 0.3.0 or earlier (tables named
+        """Give a long-named collection created by rag_pipeline 0.2.0 or earlier (tables named
         by PostgreSQL's truncation) the tables table_name() names."""
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_REGISTRY,))
         names = conn.execute(sql.SQL("SELECT name FROM {}").format(sql.Identifier(_REGISTRY)))

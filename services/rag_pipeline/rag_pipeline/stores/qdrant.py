@@ -259,7 +259,7 @@ class QdrantStore(VectorStore):
     # the replaced chunks. A crash before the head write leaves the old version current and
     # the new chunks invisible; after it, the new version current and the old chunks
     # invisible. Invisible chunks are deleted by the document's next write. Chunks without a
-    # version_id (rag_pipeline 0.3.0 and earlier) are current while the document has no head.
+    # version_id (rag_pipeline 0.2.0 and earlier) are current while the document has no head.
 
     def stored_documents(self, name: str, document_ids: list[str]) -> dict[str, StoredDocument]:
         if not document_ids:
@@ -442,7 +442,7 @@ class QdrantStore(VectorStore):
         docs: dict[str, DocumentInfo] = {}
         headed: set[str] = set()
         head_fields = ["document_id", CURRENT_VERSION_KEY, *_META_FIELDS]
-        # Documents written by rag_pipeline 0.3.0 or earlier: chunks without a version, no head.
+        # Documents written by rag_pipeline 0.2.0 or earlier: chunks without a version, no head.
         legacy = models.Filter(must=[_lacks(VERSION_KEY), _lacks(CURRENT_VERSION_KEY)])
         heads: Iterable[models.Record]
         chunks: Iterable[models.Record]
