@@ -43,7 +43,7 @@ agents: $(AGENTS_STAMP) ## Separate venv for services/agents (LangGraph router, 
 
 venv: $(STAMP) ## Create .venv with every pinned dependency
 
-up: venv ## Render + validate both architectures, start the local RAG service, ingest, ask
+up: venv agents ## Render + validate both architectures, start the local RAG service and query router, ingest, ask
 	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml
 
 down: venv ## Stop what `make up` started

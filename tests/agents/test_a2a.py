@@ -1,9 +1,11 @@
 """The router's A2A server on loopback, called with the a2a-sdk client: agent card, message
-send (A2A 1.0 and the 0.3 method name), streaming, health, readiness and metrics."""
+send (A2A 1.0 and the 0.3 method name), streaming, health, readiness and metrics; and the
+`aistack-agents ask` client command (what `make up` runs) against it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import tempfile
@@ -122,6 +124,31 @@ def test_jsonrpc_v03_message_send(server: str, scripted_llm: ScriptedLLM) -> Non
     assert result["artifacts"][0]["parts"][0]["text"].startswith("GPU time-slicing [1].")
 
 
+def ask_cli(url: str, query: str) -> tuple[int, dict]:
+    proc = subprocess.run(
+        [str(AGENTS_VENV / "bin" / "aistack-agents"), "ask", "--url", url, "--query", query],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_ask_cli_prints_the_answer(server: str, scripted_llm: ScriptedLLM) -> None:
+    scripted_llm.expect(("classify", RAG), ("generate", "Longhorn [1]."), ("quality", GOOD))
+    rc, out = ask_cli(server, "Which component replicates volumes?")
+    scripted_llm.done()
+    assert rc == 0, out
+    assert out["state"] == "completed" and out["answer"].startswith("Longhorn [1].")
+    assert out["result"]["route"] == "rag" and out["result"]["quality_passed"] is True
+
+
+def test_ask_cli_unreachable_server() -> None:
+    rc, out = ask_cli(f"http://127.0.0.1:{free_port()}", "anything")
+    assert rc == 1 and "error" in out and out.get("answer") is None
+
+
 def test_health_ready_metrics(server: str) -> None:
     assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
     ready = httpx.get(f"{server}/readyz")
@@ -147,7 +174,11 @@ def test_without_llm_says_what_and_how() -> None:
         text = get_message_text(status.message)
         assert text.startswith("The query router could not answer: no LLM is configured")
         assert "LLM_URL" in text and not event.task.artifacts
+        # The client command says the same, with no answer, and exits 2.
+        rc, out = ask_cli(url, "Which component replicates volumes?")
+        assert rc == 2 and out["state"] == "failed" and out["answer"] is None
+        assert "no LLM is configured" in out["message"] and "LLM_URL" in out["message"]
         metrics = httpx.get(f"{url}/metrics").text
-        assert 'agents_runs_total{outcome="no_llm",route="none",workflow="router"} 1.0' in metrics
+        assert 'agents_runs_total{outcome="no_llm",route="none",workflow="router"} 2.0' in metrics
     finally:
         stop(proc)

@@ -31,6 +31,7 @@ COMPONENTS = (
     "ollama",
     "anythingllm",
     "rag_pipeline",
+    "agents",
     "llm_benchmark",
 )
 

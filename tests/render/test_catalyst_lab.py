@@ -25,6 +25,7 @@ ROLES = [
     "kserve",
     "llm_d",
     "llama_stack",
+    "agents",
 ]
 
 
@@ -395,6 +396,37 @@ def test_llama_stack_operator_from_its_pinned_release_manifest(lab: Path) -> Non
     assert stack.remote() == [{"name": "llama-stack-operator", "url": url}]
     # the operator (and its CRD) comes before the distribution it reconciles
     assert stack.kustomization()["resources"][0] == url
+
+
+# -- agents ------------------------------------------------------------------------------
+
+
+def test_agents_router_calls_llama_stack(lab: Path) -> None:
+    """The lab's agents use Llama Stack (the lab's API front), not the model server behind it:
+    the operator's Service <name>-service on the distribution's port, OpenAI-compatible API."""
+    lsd = bundle(lab, "llama_stack").get("LlamaStackDistribution")
+    server = lsd["spec"]["server"]["containerSpec"]
+    stack_env = env_by_name(server)
+    agents = bundle(lab, "agents")
+    data = agents.get("ConfigMap", "agents-router-config")["data"]
+    name, namespace = lsd["metadata"]["name"], lsd["metadata"]["namespace"]
+    assert data["LLM_URL"] == (
+        f"http://{name}-service.{namespace}.svc.cluster.local:{server['port']}/v1/openai/v1"
+    )
+    assert data["LLM_MODEL"] == stack_env["INFERENCE_MODEL"]["value"]
+    assert "RAG_URL" not in data  # no rag_pipeline in the lab: the answers say "no context"
+    assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == stack_env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]
+    deployment = agents.get("Deployment", "agents-router")
+    [router] = deployment["spec"]["template"]["spec"]["containers"]
+    assert "env" not in router  # Llama Stack takes no key here; nothing in plain text either
+    assert router["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "a2a"}
+    assert agents.required_secrets() == []
+    # Scraped by the lab's Prometheus operator through the Service's named port.
+    monitor = agents.get("ServiceMonitor", "agents-router")["spec"]
+    service = agents.get("Service", "agents-router")["spec"]
+    assert monitor["endpoints"] == [{"port": "a2a", "path": "/metrics", "interval": "30s"}]
+    assert monitor["selector"]["matchLabels"] == service["selector"]
+    assert [p["name"] for p in service["ports"]] == ["a2a"]
 
 
 # -- gateway_api -------------------------------------------------------------------------

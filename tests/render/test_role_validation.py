@@ -40,6 +40,14 @@ CASES = {
         {"ollama_image_tag": "latest"},
         ["ollama_image_tag must be pinned"],
     ),
+    "agents: credentials in plain config, floating tag": (
+        {"agents_extra_config": {"LLM_API_KEY": "sk-plain"}, "agents_image_tag": "latest"},
+        [
+            "agents_extra_config must hold no credentials (API keys and DSNs come from Secrets): "
+            "LLM_API_KEY",
+            "agents_image_tag must be pinned",
+        ],
+    ),
     "vault secret without value": (
         {"qdrant_secrets_source": "vault"},
         ["qdrant_api_key is required when qdrant_secrets_source is vault"],

@@ -67,7 +67,7 @@ def test_second_render_changes_nothing(bundle: Bundle) -> None:
 
 
 def test_workloads_live_in_ai_stack(bundle: Bundle) -> None:
-    for component in ("qdrant", "localai", "ollama", "anythingllm", "rag_pipeline"):
+    for component in ("qdrant", "localai", "ollama", "anythingllm", "rag_pipeline", "agents"):
         for obj in bundle.objects[component]:
             if obj["kind"] != "Namespace":
                 assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]
@@ -351,6 +351,128 @@ def test_rag_pipeline_workload(bundle: Bundle) -> None:
     assert [p["port"] for p in service["spec"]["ports"]] == [8000]
 
 
+# --- agents (LangGraph query router over A2A) ---------------------------------------------
+
+AGENTS_VERSION = re.search(
+    r'__version__ = "([^"]+)"',
+    (Path(__file__).parents[2] / "services/agents/aistack_agents/__init__.py").read_text(),
+)
+
+
+def test_agents_router_wired_to_localai_and_the_rag_service(bundle: Bundle) -> None:
+    data = bundle.get("ConfigMap", "agents-router-config", "agents")["data"]
+    # The same LocalAI as the RAG service, with a model LocalAI serves.
+    rag_config = bundle.get("ConfigMap", "rag-pipeline-config", "rag_pipeline")["data"]
+    assert (
+        data["LLM_URL"] == rag_config["LOCALAI_URL"] == f"http://localai.{NAMESPACE}.{SVC}:8080/v1"
+    )
+    assert bundle.values["localai"]["service"]["port"] == 8080
+    assert data["LLM_MODEL"] == "mistral-7b-instruct" in bundle.values["localai"]["modelsConfigs"]
+    # The RAG URL is the rag_pipeline Service's name and port.
+    rag = bundle.get("Service", "rag-pipeline", "rag_pipeline")
+    assert (
+        data["RAG_URL"]
+        == f"http://rag-pipeline.{NAMESPACE}.{SVC}:{rag['spec']['ports'][0]['port']}"
+    )
+    assert data["A2A_PORT"] == "9999" and data["A2A_HOST"] == "0.0.0.0"
+    assert data["A2A_PUBLIC_URL"] == f"http://agents-router.{NAMESPACE}.{SVC}:9999/"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in data  # no collector in this architecture
+    assert all(isinstance(v, str) for v in data.values())
+
+
+def test_agents_router_workload(bundle: Bundle) -> None:
+    deployment = bundle.get("Deployment", "agents-router", "agents")
+    main = container(deployment, "router")
+    assert AGENTS_VERSION
+    assert main["image"] == f"ghcr.io/aistack/agents:{AGENTS_VERSION.group(1)}"
+    assert main["args"] == ["serve"]
+    assert main["envFrom"] == [{"configMapRef": {"name": "agents-router-config"}}]
+    # Keys only by reference: LocalAI's (optional, as for the RAG service) and the RAG service's.
+    env = env_map(main)
+    assert env == {
+        "LLM_API_KEY": {
+            "secretKeyRef": {"name": "localai-api-key", "key": "api-key", "optional": True}
+        },
+        "RAG_API_KEY": {"secretKeyRef": {"name": "rag-pipeline-api-key", "key": "api-key"}},
+    }
+    assert bundle.secrets["agents"] == [
+        {
+            "name": "rag-pipeline-api-key",
+            "namespace": NAMESPACE,
+            "keys": ["api-key"],
+            "source": "existing",
+        }
+    ]
+    assert main["ports"] == [{"name": "a2a", "containerPort": 9999, "protocol": "TCP"}]
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "a2a"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "a2a"}
+    check_resources(
+        main["resources"],
+        resources({"cpu": "100m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    assert (
+        pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    )
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    service = bundle.get("Service", "agents-router", "agents")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(9999, "a2a")]
+    assert (
+        service["spec"]["selector"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    # No Prometheus operator here (no ServiceMonitor CRD); the example Job is off by default.
+    assert [o["kind"] for o in bundle.objects["agents"]] == [
+        "Namespace",
+        "ConfigMap",
+        "Service",
+        "Deployment",
+    ]
+
+
+def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
+    """The options: another OpenAI-compatible server through the global, the example Job and
+    the Ingress; validated like everything else (the render fails on an invalid object)."""
+    from tests.render.single_node_helpers import load_bundle, render
+
+    extra = {
+        "aistack_deploy_only": ["agents"],
+        "aistack_llm_base_url": f"http://ollama.{NAMESPACE}.{SVC}:11434/v1",
+        "agents_llm_model": "tinyllama:1.1b",
+        "agents_job_enabled": True,
+        "agents_ingress_enabled": True,
+        "aistack_ingress_cluster_issuer": "lab-ca",
+    }
+    proc = render(tmp_path, "-e", json.dumps(extra), playbook="playbooks/deploy.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    agents = load_bundle(tmp_path / "single-node", proc)
+    assert sorted(agents.objects) == ["agents"]
+    data = agents.get("ConfigMap", "agents-router-config")["data"]
+    assert data["LLM_URL"] == f"http://ollama.{NAMESPACE}.{SVC}:11434/v1"
+    assert data["LLM_MODEL"] == "tinyllama:1.1b"
+    assert data["A2A_PUBLIC_URL"] == "https://agents.local/"  # the card announces the Ingress
+    [job] = agents.of_kind("Job")
+    assert re.fullmatch(r"agents-router-query-[0-9a-f]{8}", job["metadata"]["name"])
+    run = containers(job)[0]
+    assert run["args"] == [
+        "router",
+        "--query",
+        "How does GPU time-slicing let several models share one GPU?",
+    ]
+    deployment = agents.get("Deployment", "agents-router")
+    assert (
+        run["env"] == container(deployment)["env"]
+        and run["envFrom"] == container(deployment)["envFrom"]
+    )
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    ingress = agents.get("Ingress", "agents-router")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "agents-router", "port": {"number": 9999}}
+    assert ingress["spec"]["tls"] == [{"hosts": ["agents.local"], "secretName": "agents.local-tls"}]
+    text = "\n".join(p.read_text() for p in agents.root.rglob("*.yaml"))
+    assert "kind: Secret\n" not in text and "stringData" not in text
+
+
 # --- GPU ---------------------------------------------------------------------------------
 
 
@@ -493,7 +615,7 @@ def test_every_workload_has_probes_and_resources(bundle: Bundle) -> None:
             if obj["metadata"].get("annotations", {}).get("aistack.io/patch-of"):
                 continue  # resources of the patched chart Deployment come from the chart values
             assert c["resources"]["requests"] and c["resources"]["limits"], c["name"]
-    assert sorted(names) == ["anythingllm", "localai", "ollama", "rag-pipeline"]
+    assert sorted(names) == ["agents-router", "anythingllm", "localai", "ollama", "rag-pipeline"]
     qdrant = bundle.values["qdrant"]
     assert qdrant["livenessProbe"]["enabled"] and qdrant["readinessProbe"]["enabled"]
     assert qdrant["service"]["ports"][0]["checksEnabled"] is True  # probes on the HTTP port

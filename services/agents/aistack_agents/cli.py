@@ -1,7 +1,11 @@
-"""Command line: ``aistack-agents router --query Q [--verbose]`` and ``aistack-agents serve``.
+"""Command line: ``aistack-agents router --query Q [--verbose]``, ``aistack-agents serve`` and
+``aistack-agents ask --url URL --query Q`` (an A2A client of a running server).
 
 The router prints one JSON object on stdout: the result (the full state with --verbose), or
 {"error": ...} with exit status 2 when no LLM is configured and 1 when the LLM failed.
+``ask`` prints {"url", "query", "state", "answer", "message", "result"}: exit status 0 when
+the agent completed the task, 2 when it did not (failed or rejected; "message" says why, e.g.
+no LLM configured), 1 when the server could not be reached or spoke no A2A.
 """
 
 from __future__ import annotations
@@ -41,6 +45,62 @@ async def _run_router(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def ask(url: str, query: str, timeout_s: float) -> dict[str, Any]:
+    """Sends one message to an A2A server (a2a-sdk client, JSON-RPC, not streaming) and returns
+    the task's outcome. Raises on transport or protocol errors."""
+    import httpx
+    from a2a.client import ClientConfig, create_client
+    from a2a.helpers import get_artifact_text, get_message_text, new_text_message
+    from a2a.types import Role, SendMessageRequest, TaskState
+    from google.protobuf.json_format import MessageToDict
+
+    http = httpx.AsyncClient(timeout=timeout_s)
+    try:
+        client = await create_client(
+            url, client_config=ClientConfig(streaming=False, httpx_client=http)
+        )
+        try:
+            request = SendMessageRequest(message=new_text_message(query, role=Role.ROLE_USER))
+            events = [event async for event in client.send_message(request)]
+        finally:
+            await client.close()
+    finally:
+        await http.aclose()
+    out: dict[str, Any] = {"url": url, "query": query, "state": None, "answer": None}
+    out |= {"message": None, "result": None}
+    for event in events:
+        if event.HasField("message"):  # a direct reply without a task
+            out["state"], out["answer"] = "completed", get_message_text(event.message)
+        elif event.HasField("task"):
+            task = event.task
+            out["state"] = TaskState.Name(task.status.state).removeprefix("TASK_STATE_").lower()
+            if task.status.HasField("message"):
+                out["message"] = get_message_text(task.status.message)
+            if task.status.state == TaskState.TASK_STATE_COMPLETED and task.artifacts:
+                out["answer"] = get_artifact_text(task.artifacts[0])
+                data = [p for p in task.artifacts[0].parts if p.HasField("data")]
+                if data:
+                    out["result"] = MessageToDict(data[0].data)
+    if out["state"] is None:
+        raise RuntimeError(f"no task or message in the reply of {url}")
+    return out
+
+
+def _ask(args: argparse.Namespace) -> int:
+    try:
+        out = asyncio.run(ask(args.url, args.query, args.timeout))
+    except Exception as exc:  # transport, HTTP status, JSON-RPC or card errors alike
+        detail = f"{type(exc).__name__}: {exc}"
+        _print({"url": args.url, "query": args.query, "error": detail}, args.indent)
+        print(
+            f"aistack-agents ask: could not reach the A2A server at {args.url}: {detail}",
+            file=sys.stderr,
+        )
+        return 1
+    _print(out, args.indent)
+    return 0 if out["state"] == "completed" else 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aistack-agents", description="aistack agents")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,7 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default=None, help="default A2A_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default A2A_PORT or 9999")
     serve.add_argument("--log-level", default="info")
+    ask_cmd = sub.add_parser("ask", help="send one question to an A2A server (JSON outcome)")
+    ask_cmd.add_argument("--url", default="http://127.0.0.1:9999", help="the server's base URL")
+    ask_cmd.add_argument("--query", required=True, help="the question")
+    ask_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds per HTTP call")
+    ask_cmd.add_argument("--indent", type=int, default=None, help="pretty-print with this indent")
     args = parser.parse_args(argv)
+
+    if args.command == "ask":
+        # A client only: the server's settings (LLM_URL, ...) do not apply here.
+        if not args.query.strip():
+            print("aistack-agents ask: --query is empty", file=sys.stderr)
+            return 2
+        return _ask(args)
 
     try:
         settings = Settings()
