@@ -5,8 +5,9 @@
 kubernetes-validate ships schemas for built-in kinds only; every custom resource a role
 renders must be registered here so that it gets a structural check instead of passing
 unchecked. Keys are (apiVersion, kind); values list dotted paths that must be present
-and non-empty, optional type checks, whether the kind is namespaced, and which
-top-level fields besides apiVersion/kind/metadata are allowed (strict mode).
+and non-empty, optional type checks, allowed values (a CRD's enums, "choices"), whether
+the kind is namespaced, and which top-level fields besides apiVersion/kind/metadata
+are allowed (strict mode).
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
     # Kuadrant MCP gateway
     ("mcp.kuadrant.io/v1alpha1", "MCPServerRegistration"): {
         "required": ["spec.prefix", "spec.targetRef.name"],
+    },
+    # Kagenti operator (kagenti-operator-chart 0.2.0-rc.8, pinned by Kagenti v0.6.1): the CRD
+    # agentruntimes.agent.kagenti.dev requires spec.targetRef{apiVersion,kind,name} and spec.type.
+    ("agent.kagenti.dev/v1alpha1", "AgentRuntime"): {
+        "required": [
+            "spec.type",
+            "spec.targetRef.apiVersion",
+            "spec.targetRef.kind",
+            "spec.targetRef.name",
+        ],
+        "types": {"spec.targetRef.name": str, "spec.targetRef.kind": str},
+        "choices": {"spec.type": ("agent", "tool")},
     },
     # Longhorn
     ("longhorn.io/v1beta2", "RecurringJob"): {

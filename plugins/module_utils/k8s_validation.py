@@ -164,6 +164,14 @@ class ManifestValidator:
             found, value = _lookup(obj, path)
             if found and not isinstance(value, expected):
                 errors.append(f"{path}: expected {expected.__name__}, got {type(value).__name__}")
+        for path, allowed in spec.get("choices", {}).items():
+            found, value = _lookup(obj, path)
+            if found and value not in allowed:
+                errors.append(
+                    "{}: {!r} is not one of {} (the {} CRD)".format(
+                        path, value, ", ".join(allowed), obj["kind"]
+                    )
+                )
         if self.strict:
             allowed = set(spec.get("top_level", ("spec",))) | {"apiVersion", "kind", "metadata"}
             unexpected = sorted(set(obj) - allowed)

@@ -26,6 +26,7 @@ ROLES = [
     "llm_d",
     "llama_stack",
     "agents",
+    "kagenti",
 ]
 
 
@@ -497,6 +498,133 @@ def test_deploy_only_rejects_unknown_names(tmp_path: Path) -> None:
     )
 
 
+# -- kagenti ------------------------------------------------------------------------------
+
+
+def _agent(b: Bundle, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    return b.get("Deployment", name), b.get("Service", name), b.get("AgentRuntime", name)
+
+
+def test_kagenti_operator_from_its_pinned_chart(lab: Path) -> None:
+    kagenti = bundle(lab, "kagenti")
+    release = kagenti.release("kagenti-operator")
+    assert release["chart"] == "oci://ghcr.io/kagenti/kagenti-operator/kagenti-operator-chart"
+    assert release["version"] == "0.2.0-rc.8"
+    values = kagenti.values("kagenti-operator")
+    image = values["controllerManager"]["container"]["image"]
+    assert image["repository"] == "ghcr.io/kagenti/kagenti-operator/kagenti-operator"
+    assert image["tag"] == "0.2.0-rc.8"
+    # CRDs from the chart, kept on removal; no AuthBridge injection without SPIRE/Keycloak.
+    assert values["crd"] == {"enable": True, "keep": True}
+    assert values["featureGates"]["globalEnabled"] is False
+
+
+def test_kagenti_router_agent_on_a2a_9999(lab: Path) -> None:
+    kagenti = bundle(lab, "kagenti")
+    deployment, service, runtime = _agent(kagenti, "router")
+    labels = deployment["metadata"]["labels"]
+    assert labels["kagenti.io/type"] == "agent" and "protocol.kagenti.io/a2a" in labels
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["labels"]["kagenti.io/inject"] == "disabled"
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/aistack/agents:0.1.0"
+    assert [container["command"][0], *container["args"]][:2] == ["aistack-agents", "serve"]
+    assert container["ports"][0]["containerPort"] == 9999
+    assert service["spec"]["ports"][0]["port"] == 9999
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    env = env_by_name(container)
+    # Llama Stack's OpenAI-compatible API, on the port the llama_stack role serves.
+    stack = bundle(lab, "llama_stack").get("LlamaStackDistribution")
+    port = stack["spec"]["server"]["containerSpec"]["port"]
+    assert env["LLM_URL"]["value"] == (
+        f"http://llama-stack-service.ai-stack.svc.cluster.local:{port}/v1/openai/v1"
+    )
+    assert env["LLM_MODEL"]["value"] == "qwen2.5-7b-instruct"
+    assert env["RAG_URL"]["value"].startswith("http://rag-pipeline.")
+    assert env["A2A_PUBLIC_URL"]["value"] == "http://router.ai-stack.svc.cluster.local:9999/"
+    # The AgentRuntime declares exactly this Deployment.
+    assert runtime["spec"] == {
+        "type": "agent",
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "router"},
+    }
+    assert runtime["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+
+
+def test_kagenti_secrets_only_by_reference(lab: Path) -> None:
+    kagenti = bundle(lab, "kagenti")
+    for deployment in (o for o in kagenti.objects() if o["kind"] == "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            for name, entry in env_by_name(container).items():
+                if any(word in name for word in ("KEY", "TOKEN", "PASSWORD", "SECRET")):
+                    assert "value" not in entry, name
+                    assert set(entry["valueFrom"]) == {"secretKeyRef"}, name
+    # Both keys are optional references: nothing has to exist before apply.
+    assert kagenti.required_secrets() == []
+
+
+def test_kagenti_agent_runtime_required_fields_are_checked(lab: Path) -> None:
+    """The registered fields are the CRD's required ones; each missing one is refused."""
+    from ansible_collections.aistack.platform.plugins.module_utils.k8s_validation import (
+        ManifestValidator,
+    )
+
+    runtime = bundle(lab, "kagenti").get("AgentRuntime", "router")
+    validator = ManifestValidator("1.31")
+    assert validator.validate(runtime) == []
+    for path in ("type", "targetRef", "targetRef.apiVersion", "targetRef.kind", "targetRef.name"):
+        broken = json.loads(json.dumps(runtime))
+        *parents, leaf = ["spec", *path.split(".")]
+        node = broken
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+        errors = validator.validate(broken)
+        assert any("required by the AgentRuntime CRD" in e for e in errors), (path, errors)
+    broken = json.loads(json.dumps(runtime))
+    broken["spec"]["type"] = "service"
+    assert validator.validate(broken) == [
+        "spec.type: 'service' is not one of agent, tool (the AgentRuntime CRD)"
+    ]
+
+
+def test_kagenti_a_second_agent_is_one_more_entry(tmp_path: Path) -> None:
+    beeai = {
+        "name": "beeai",
+        "framework": "BeeAI",
+        "image_repository": "aistack/agents-beeai",
+        "image_tag": "0.1.0",
+        "port": 9999,
+        "env": {"LLM_URL": "http://llm.example/v1"},
+        "secret_env": [{"name": "LLM_API_KEY", "secret": "beeai-llm", "key": "api-key"}],
+    }
+    router = {
+        "name": "router",
+        "framework": "LangGraph",
+        "image_repository": "aistack/agents",
+        "image_tag": "0.1.0",
+        "port": 9999,
+    }
+    settings = {
+        "aistack_deploy_only": ["kagenti"],
+        "aistack_image_registry": "mirror.lab:5000",
+        "kagenti_agents": [router, beeai],
+    }
+    render(tmp_path, json.dumps(settings), playbooks=("playbooks/deploy.yml",))
+    kagenti = Bundle(tmp_path / "catalyst-lab" / "kagenti")
+    runtimes = [o for o in kagenti.objects() if o["kind"] == "AgentRuntime"]
+    assert [r["spec"]["targetRef"]["name"] for r in runtimes] == ["router", "beeai"]
+    deployment, _, _ = _agent(kagenti, "beeai")
+    assert deployment["metadata"]["labels"]["kagenti.io/framework"] == "BeeAI"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "mirror.lab:5000/aistack/agents-beeai:0.1.0"
+    image = kagenti.values("kagenti-operator")["controllerManager"]["container"]["image"]
+    assert image["repository"].startswith("mirror.lab:5000/")
+    # A Secret reference that is not optional must exist before apply.
+    assert kagenti.required_secrets() == [
+        {"name": "beeai-llm", "namespace": "ai-stack", "keys": ["api-key"], "source": "existing"}
+    ]
+
+
 # -- invalid settings fail before anything is rendered -----------------------------------
 
 # One run per role: a role's validation reports every invalid setting at once.
@@ -584,6 +712,31 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
         "llama_stack",
         {"llama_stack_inference_url": "llm-d-gateway:80"},
         ["llama_stack_inference_url must be an http(s) OpenAI base URL"],
+    ),
+    "kagenti": (
+        "apps",
+        "kagenti",
+        {
+            "kagenti_operator_chart_version": "latest",
+            "kagenti_agents": [
+                {
+                    "name": "Router",
+                    "framework": "LangGraph",
+                    "image_repository": "aistack/agents",
+                    "image_tag": "latest",
+                    "port": 9999,
+                    "secret_env": [
+                        {"name": "LLM_API_KEY", "secret": "s", "key": "k", "value": "x"}
+                    ],
+                }
+            ],
+        },
+        [
+            'kagenti_operator_chart_version must be a release such as 0.2.0-rc.8, got "latest"',
+            'kagenti_agents: name must be a DNS label, got "Router"',
+            'kagenti_agents[Router]: image_tag must be pinned, not "latest"',
+            "kagenti_agents: secret_env LLM_API_KEY carries a value",
+        ],
     ),
 }
 

@@ -105,11 +105,30 @@ def test_state_absent_removes_the_bundle(tmp_path: Path) -> None:
             "spec.storage.size: required by the Cluster CRD",
         ),
         (
+            {
+                "apiVersion": "agent.kagenti.dev/v1alpha1",
+                "kind": "AgentRuntime",
+                "metadata": {"name": "router", "namespace": "ai-stack"},
+                "spec": {
+                    "type": "agent",
+                    "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment"},
+                },
+            },
+            "spec.targetRef.name: required by the AgentRuntime CRD",
+        ),
+        (
             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "Bad_Name"}, "spec": {}},
             "is not a valid DNS name",
         ),
     ],
-    ids=["unknown-field", "plain-secret", "unregistered-crd", "crd-missing-field", "bad-name"],
+    ids=[
+        "unknown-field",
+        "plain-secret",
+        "unregistered-crd",
+        "crd-missing-field",
+        "kagenti-crd-missing-field",
+        "bad-name",
+    ],
 )
 def test_invalid_objects_fail_and_nothing_is_written(
     tmp_path: Path, manifest: dict, message: str
