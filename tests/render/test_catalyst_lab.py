@@ -519,9 +519,42 @@ def test_kagenti_operator_from_its_pinned_chart(lab: Path) -> None:
     assert values["featureGates"]["globalEnabled"] is False
 
 
-def test_kagenti_router_agent_on_a2a_9999(lab: Path) -> None:
+def test_kagenti_declares_the_agents_roles_router(lab: Path) -> None:
+    """One router in the lab: the agents role runs it, Kagenti declares it (no second copy)."""
     kagenti = bundle(lab, "kagenti")
-    deployment, service, runtime = _agent(kagenti, "router")
+    assert [o["kind"] for o in kagenti.objects() if o["kind"] in ("Deployment", "Service")] == []
+    runtime = kagenti.get("AgentRuntime", "agents-router")
+    assert runtime["spec"] == {
+        "type": "agent",
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "agents-router"},
+    }
+    agents = bundle(lab, "agents")
+    deployment = agents.get("Deployment", runtime["spec"]["targetRef"]["name"])
+    assert runtime["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    for obj in (deployment, agents.get("Service", "agents-router")):
+        labels = obj["metadata"]["labels"]
+        assert labels["kagenti.io/type"] == "agent" and "protocol.kagenti.io/a2a" in labels
+        assert labels["kagenti.io/framework"] == "LangGraph"
+    port = agents.get("Service", "agents-router")["spec"]["ports"][0]["port"]
+    assert port == 9999
+
+
+def test_kagenti_runs_an_agent_of_its_own_on_a2a_9999(tmp_path: Path) -> None:
+    """workload deployment (the default of an entry): Deployment + Service + AgentRuntime, wired
+    to Llama Stack's OpenAI API, keys by optional reference."""
+    agent = {
+        "name": "router2",
+        "framework": "LangGraph",
+        "image_repository": "aistack/agents",
+        "image_tag": "0.1.0",
+        "command": ["aistack-agents"],
+        "args": ["serve", "--port", "9999"],
+        "port": 9999,
+    }
+    settings = {"aistack_deploy_only": ["kagenti", "llama_stack"], "kagenti_agents": [agent]}
+    render(tmp_path, json.dumps(settings), playbooks=("playbooks/deploy.yml",))
+    kagenti = Bundle(tmp_path / "catalyst-lab" / "kagenti")
+    deployment, service, runtime = _agent(kagenti, "router2")
     labels = deployment["metadata"]["labels"]
     assert labels["kagenti.io/type"] == "agent" and "protocol.kagenti.io/a2a" in labels
     pod = deployment["spec"]["template"]
@@ -534,31 +567,20 @@ def test_kagenti_router_agent_on_a2a_9999(lab: Path) -> None:
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     env = env_by_name(container)
     # Llama Stack's OpenAI-compatible API, on the port the llama_stack role serves.
-    stack = bundle(lab, "llama_stack").get("LlamaStackDistribution")
+    stack = Bundle(tmp_path / "catalyst-lab" / "llama_stack").get("LlamaStackDistribution")
     port = stack["spec"]["server"]["containerSpec"]["port"]
     assert env["LLM_URL"]["value"] == (
         f"http://llama-stack-service.ai-stack.svc.cluster.local:{port}/v1/openai/v1"
     )
     assert env["LLM_MODEL"]["value"] == "qwen2.5-7b-instruct"
-    assert env["RAG_URL"]["value"].startswith("http://rag-pipeline.")
-    assert env["A2A_PUBLIC_URL"]["value"] == "http://router.ai-stack.svc.cluster.local:9999/"
-    # The AgentRuntime declares exactly this Deployment.
-    assert runtime["spec"] == {
-        "type": "agent",
-        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "router"},
+    assert "RAG_URL" not in env  # the lab runs no RAG service by default
+    assert env["A2A_PUBLIC_URL"]["value"] == "http://router2.ai-stack.svc.cluster.local:9999/"
+    assert env["LLM_API_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert runtime["spec"]["targetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "router2",
     }
-    assert runtime["metadata"]["namespace"] == deployment["metadata"]["namespace"]
-
-
-def test_kagenti_secrets_only_by_reference(lab: Path) -> None:
-    kagenti = bundle(lab, "kagenti")
-    for deployment in (o for o in kagenti.objects() if o["kind"] == "Deployment"):
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
-            for name, entry in env_by_name(container).items():
-                if any(word in name for word in ("KEY", "TOKEN", "PASSWORD", "SECRET")):
-                    assert "value" not in entry, name
-                    assert set(entry["valueFrom"]) == {"secretKeyRef"}, name
-    # Both keys are optional references: nothing has to exist before apply.
     assert kagenti.required_secrets() == []
 
 
@@ -568,7 +590,7 @@ def test_kagenti_agent_runtime_required_fields_are_checked(lab: Path) -> None:
         ManifestValidator,
     )
 
-    runtime = bundle(lab, "kagenti").get("AgentRuntime", "router")
+    runtime = bundle(lab, "kagenti").get("AgentRuntime", "agents-router")
     validator = ManifestValidator("1.31")
     assert validator.validate(runtime) == []
     for path in ("type", "targetRef", "targetRef.apiVersion", "targetRef.kind", "targetRef.name"):
@@ -728,7 +750,8 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
                     "secret_env": [
                         {"name": "LLM_API_KEY", "secret": "s", "key": "k", "value": "x"}
                     ],
-                }
+                },
+                {"name": "beeai", "framework": "BeeAI"},  # runs here, but no image nor port
             ],
         },
         [
@@ -736,6 +759,9 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
             'kagenti_agents: name must be a DNS label, got "Router"',
             'kagenti_agents[Router]: image_tag must be pinned, not "latest"',
             "kagenti_agents: secret_env LLM_API_KEY carries a value",
+            "kagenti_agents: an agent Kagenti runs (workload deployment) needs image_repository"
+            " and image_tag",
+            "kagenti_agents: every agent the role runs needs a port 1-65535",
         ],
     ),
 }
