@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, stop, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS_VENV = REPO / ".venv-agents"
@@ -141,31 +141,6 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
 def llm(scripted_llm: ScriptedLLM) -> ScriptedLLM:
     scripted_llm.expect()
     return scripted_llm
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {timeout}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 RAG_DOCS = {

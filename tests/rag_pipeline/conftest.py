@@ -8,11 +8,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -23,34 +21,11 @@ from rag_pipeline.main import create_app
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
-from tests.conftest import free_port
+from tests.conftest import free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not come up in {timeout}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
