@@ -69,17 +69,18 @@ class CachedEmbedder(Embedder):
 
     def __init__(self, inner: LocalEmbedder) -> None:
         self.inner = inner
+        self.scheduler = inner.scheduler  # the model's one scheduler, as the service shares it
         self.cache: dict[str, np.ndarray] = {}
 
     @property
     def dimension(self) -> int:
         return self.inner.dimension
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
         if missing:
-            self.cache.update(zip(missing, self.inner.embed(missing), strict=True))
-        return np.stack([self.cache[t] for t in texts]) if texts else self.inner.embed([])
+            self.cache.update(zip(missing, self.inner._encode(missing), strict=True))
+        return np.stack([self.cache[t] for t in texts]) if texts else self.inner._encode([])
 
 
 @pytest.fixture(scope="module")
