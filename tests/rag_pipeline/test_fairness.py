@@ -90,7 +90,10 @@ def test_ingestion_is_embedded_in_slices(embedder: LocalEmbedder) -> None:
     # Same model and scheduler (shared per process); slices of 4 whatever the measured rate.
     sliced = LocalEmbedder(slice_size=4, slice_target_s=3600)
     assert sliced.scheduler is embedder.scheduler
-    texts = [f"document {i} about GPU time-slicing and storage" for i in range(10)]
+    # Lengths vary: slices are cut longest first, the vectors come back in input order.
+    texts = [
+        f"document {i} " + "about GPU time-slicing and storage " * (i % 4 + 1) for i in range(10)
+    ]
     before = dict(sliced.scheduler.grants)
     got = sliced.embed(texts)
     assert sliced.scheduler.grants["ingest"] - before["ingest"] == 3  # 4 + 4 + 2
