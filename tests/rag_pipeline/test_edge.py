@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from rag_pipeline.embeddings import LocalEmbedder
@@ -21,6 +18,7 @@ from rag_pipeline.main import ECHO_CHARS, create_app
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
+from tests.rag_pipeline.conftest import serve
 
 # In every hostile document text: it must never reach a log line.
 MARK = "Confidential7f3a"
@@ -211,21 +209,10 @@ def test_lying_content_length_is_counted(make_client: Callable[..., TestClient])
 @pytest.fixture
 def server_url(make_pipeline: Callable[..., Pipeline]) -> Iterator[str]:
     """The service over real loopback HTTP (uvicorn), 1 MB body limit."""
-    app = create_app(pipeline=make_pipeline(max_request_bytes=1_000_000, log_level="WARNING"))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serve(
+        create_app(pipeline=make_pipeline(max_request_bytes=1_000_000, log_level="WARNING"))
+    ) as url:
+        yield url
 
 
 def test_chunked_body_over_the_limit_gets_413(server_url: str) -> None:

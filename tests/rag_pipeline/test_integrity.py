@@ -13,17 +13,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 import rag_pipeline
@@ -35,30 +32,10 @@ from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
 from tests.conftest import free_port
-from tests.rag_pipeline.conftest import stop, wait_http
+from tests.rag_pipeline.conftest import serve, stop, wait_http
 
 STORES = ["qdrant", "pgvector"]
 CHUNK = {"chunk_size": 6, "chunk_overlap": 0}
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """``app`` under uvicorn on a free loopback port, in a thread."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 class CachedEmbedder(Embedder):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from rag_pipeline.main import create_app
 from rag_pipeline.pipeline import Pipeline
+from tests.rag_pipeline.conftest import serve
 
 CLIENTS = 32
 REQUESTS = 2000
@@ -30,21 +28,8 @@ TOPICS = [
 
 @pytest.fixture
 def server_url(make_pipeline: Callable[..., Pipeline]) -> Iterator[str]:
-    app = create_app(pipeline=make_pipeline(log_level="WARNING"))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with serve(create_app(pipeline=make_pipeline(log_level="WARNING"))) as url:
+        yield url
 
 
 @pytest.mark.slow
