@@ -30,14 +30,14 @@ $(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml services/ra
 	@touch $@
 
 INFINITY_STAMP := .venv-infinity/.requirements.sha256
-$(INFINITY_STAMP): requirements/infinity.txt scripts/make-infinity-venv.sh
-	PYTHON=$(PYTHON) scripts/make-infinity-venv.sh
+$(INFINITY_STAMP): requirements/infinity.txt scripts/make-side-venv.sh
+	PYTHON=$(PYTHON) scripts/make-side-venv.sh infinity infinity_emb
 
 infinity: $(INFINITY_STAMP) ## Separate venv for the infinity-emb embeddings server (tests)
 
 AGENTS_STAMP := .venv-agents/.requirements.sha256
-$(AGENTS_STAMP): requirements/agents.txt scripts/make-agents-venv.sh services/agents/pyproject.toml services/agents/aistack_agents/__init__.py
-	PYTHON=$(PYTHON) scripts/make-agents-venv.sh
+$(AGENTS_STAMP): requirements/agents.txt scripts/make-side-venv.sh services/agents/pyproject.toml services/agents/aistack_agents/__init__.py
+	PYTHON=$(PYTHON) scripts/make-side-venv.sh agents aistack-agents services/agents
 
 agents: $(AGENTS_STAMP) ## Separate venv for services/agents (LangGraph router, A2A server) + its tests
 

@@ -146,7 +146,7 @@ def infinity_url() -> Iterator[str]:
     """infinity-emb serving the bundled MiniLM folder over OpenAI-compatible /v1/embeddings."""
     exe = ROOT / ".venv-infinity" / "bin" / "infinity_emb"
     if not exe.exists():
-        pytest.skip("run scripts/make-infinity-venv.sh first (.venv-infinity missing)")
+        pytest.skip("run `make infinity` first (.venv-infinity missing)")
     from rag_pipeline.embeddings import bundled_model_path
 
     port = free_port()
