@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -415,3 +416,17 @@ def test_awx_playbook_syntax_and_missing_settings() -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "awx_execution_environment_image to the image you built" in proc.stdout
     assert "Check the project source and the execution environment image" in proc.stdout
+
+
+def test_readme_survey_table_is_generated_from_the_model() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/awx-survey-table.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    readme = (REPO / "README.md").read_text()
+    for jt in MODEL["awx_job_templates"]:
+        assert f"**{jt['name']}**" in readme
