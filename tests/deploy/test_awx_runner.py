@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,9 @@ def artifacts(runner: ansible_runner.Runner) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rendered(
+def render_run(
     awx_inventories: dict[str, Path], output_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+) -> ansible_runner.Runner:
     """Render only, every survey default, on the single-node inventory."""
     runner, stdout = launch(
         "aistack - Render only",
@@ -123,26 +124,53 @@ def rendered(
         extra={"aistack_build_root": str(output_dir)},
     )
     assert runner.status == "successful", stdout[-4000:]
+    return runner
+
+
+@pytest.fixture(scope="module")
+def rendered(render_run: ansible_runner.Runner, output_dir: Path) -> Path:
     return output_dir / "inventory"
 
 
-def test_render_only_with_every_survey_default(rendered: Path) -> None:
-    # AWX's inventory is a script in its own directory: the bundle is named after it, and the
-    # project directory is the checkout the job runs in.
+def test_render_only_with_every_survey_default(
+    render_run: ansible_runner.Runner, rendered: Path
+) -> None:
+    # AWX's inventory is a script in its own directory: the bundle is named after it.
     assert (rendered / "qdrant").is_dir() and (rendered / "rag_pipeline").is_dir()
-    assert not (REPO / "build" / "inventory").exists() or (rendered != REPO / "build" / "inventory")
+    # The job's artifacts say what was rendered and where; no Git push was asked for.
+    summary = artifacts(render_run)
+    assert set(summary) == {"render_summary"}
+    node = summary["render_summary"]["single-node"]
+    assert node["mode"] == "render" and node["bundle"] == str(rendered)
+    assert "qdrant" in node["components"] and node["objects"] > 0
 
 
-def test_deploy_stack_in_render_mode(awx_inventories: dict[str, Path], tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+
+
+def test_deploy_stack_in_render_mode_pushes_the_bundle_to_git(
+    awx_inventories: dict[str, Path], tmp_path: Path
+) -> None:
+    out, remote = tmp_path / "out", tmp_path / "bundles.git"
+    git("init", "-q", "--bare", str(remote))
     runner, stdout = launch(
         "aistack - Deploy stack",
         tmp_path,
         awx_inventories["aistack catalyst-lab"],
-        answers={"aistack_deploy_only": "data"},
+        answers={"aistack_deploy_only": "data", "aistack_bundle_git_url": remote.as_uri()},
         extra={"aistack_deploy_mode": "render", "aistack_build_root": str(out)},
     )
     assert runner.status == "successful", stdout[-4000:]
+    # The bundle outlives the job: it is on the branch the artifacts name, at the commit they name.
+    pushed = artifacts(runner)["bundle_git"]
+    assert pushed["branch"] == "aistack-bundles/inventory" and pushed["paths"] == ["inventory"]
+    assert git("-C", str(remote), "rev-parse", pushed["branch"]) == pushed["commit"]
+    files = git("-C", str(remote), "ls-tree", "-r", "--name-only", pushed["branch"]).splitlines()
+    local = sorted(str(p.relative_to(out)) for p in (out / "inventory").rglob("*") if p.is_file())
+    assert sorted(files) == local
     catalogue = yaml.safe_load((REPO / "playbooks/vars/architectures.yml").read_text())
     expected = [
         name
