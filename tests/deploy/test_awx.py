@@ -430,3 +430,83 @@ def test_readme_survey_table_is_generated_from_the_model() -> None:
     readme = (REPO / "README.md").read_text()
     for jt in MODEL["awx_job_templates"]:
         assert f"**{jt['name']}**" in readme
+
+
+@pytest.fixture(scope="module")
+def registrations(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[str, Any]]]:
+    """The arguments playbooks/awx.yml passes to each awx.awx module, templated by Ansible from
+    the model: the same play with each awx.awx call turned into a debug of its arguments (no
+    AWX is contacted), with test inputs for every credential kind."""
+    play = yaml.safe_load((REPO / "playbooks/awx.yml").read_text())[0]
+    play["vars_files"] = [str(REPO / "playbooks" / f) for f in play["vars_files"]]
+    modules = []
+    for task in play["tasks"]:
+        module = next((k for k in task if k.startswith("awx.awx.")), None)
+        if module:
+            task["ansible.builtin.debug"] = {"msg": task.pop(module)}
+            task.pop("no_log", None)  # test inputs only
+        modules.append(module)
+    path = tmp_path_factory.mktemp("awx-registrations") / "awx.yml"
+    path.write_text(yaml.safe_dump([play], sort_keys=False))
+    inputs = {
+        "kubernetes": {"host": "https://k8s.test:6443", "bearer_token": "t"},
+        "qdrant": {"url": "http://q.test", "api_key": "k"},
+        "rag": {"endpoint": "http://rag.test", "api_key": "k"},
+        "llm": {"base_url": "http://llm.test/v1", "api_key": "k"},
+        "registry": {"host": "registry.test", "username": "u", "password": "p"},
+    }
+    extra = {
+        "awx_project_scm_url": "https://git.test/aistack.git",
+        "awx_execution_environment_image": "registry.test/aistack/ee:1",
+        "awx_credential_inputs": inputs,
+    }
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), str(path), "-e", json.dumps(extra)],
+        cwd=REPO,
+        env=ansible_env(
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    calls = []
+    for module, task in zip(modules, json.loads(proc.stdout)["plays"][0]["tasks"], strict=True):
+        result = task["hosts"]["localhost"]
+        if module:
+            calls += [(module, r["msg"]) for r in result.get("results", [result])]
+    return calls
+
+
+def test_registrations_render_from_the_model(
+    registrations: list[tuple[str, dict[str, Any]]],
+) -> None:
+    by_module: dict[str, list[dict[str, Any]]] = {}
+    for module, args in registrations:
+        assert set(args) <= set(awx_options(module)), (module, set(args) - set(awx_options(module)))
+        by_module.setdefault(module, []).append(args)
+    # Injector templates reach AWX untemplated (AWX renders them with the credential's inputs).
+    qdrant = next(a for a in by_module["awx.awx.credential_type"] if a["name"] == "aistack Qdrant")
+    assert qdrant["injectors"]["extra_vars"]["aistack_qdrant_url"] == "{{ url }}"
+    assert len(by_module["awx.awx.credential"]) == len(MODEL["awx_credential_kinds"])
+    assert by_module["awx.awx.execution_environment"][0]["credential"] == "aistack EE registry"
+    assert {a["source_path"] for a in by_module["awx.awx.inventory_source"]} == {
+        i["source_path"] for i in MODEL["awx_inventories"]
+    }
+    jts = {a["name"]: a for a in by_module["awx.awx.job_template"]}
+    assert list(jts) == list(TEMPLATES)
+    for name, jt in TEMPLATES.items():
+        assert (
+            jts[name]["survey_spec"]["spec"] == jt["survey"] and jts[name]["survey_enabled"] is True
+        )
+        kinds = MODEL["awx_credential_kinds"]
+        assert jts[name]["credentials"] == [kinds[k]["name"] for k in jt["credentials"]]
+        assert jts[name]["extra_vars"] == jt.get("extra_vars", {})
+    nodes = by_module["awx.awx.workflow_job_template_node"]
+    # Leaves first: every node a node points to is registered before it.
+    order = [n["identifier"] for n in nodes]
+    for node in nodes:
+        for child in node["success_nodes"] + node["failure_nodes"] + node["always_nodes"]:
+            assert order.index(child) < order.index(node["identifier"])
