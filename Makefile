@@ -58,6 +58,7 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	$(BIN)/yamllint --strict .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/role-readme.py --check
+	$(BIN)/python scripts/awx-survey-table.py --check
 
 build: venv ## Build the collection tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build/collection .

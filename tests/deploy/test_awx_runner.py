@@ -1,0 +1,259 @@
+"""Each job template's playbook run as AWX runs it: through ansible-runner (AWX's engine) with a
+private data dir built from the template definition (playbooks/vars/awx.yml): the survey
+answers (defaults unless stated) and the template's extra vars as extravars, the credentials'
+injected extra vars and environment (test values), the inventory as the executable script AWX
+hands a job, and the project checkout as the working directory.
+
+Render only runs with every survey default on single-node; Deploy stack (in render mode: the
+inventories say apply, and no cluster is here) renders the data layer of catalyst-lab; Teardown
+(render mode) removes the data layer of the bundle Render only wrote; Run benchmark runs with
+every default against guidellm mock-server, and again with an SLO it must miss. Not run here:
+Create collection and Ingest documents need a running RAG service (and Qdrant server), which
+tests/deploy/test_embedded_default.py covers through the same playbooks' modules.
+
+Every run writes under a temporary output directory (aistack_build_root, the user-chosen
+output location of a job) and never prints a credential's secret."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import pytest
+import yaml
+
+from tests.conftest import BIN, REPO
+from tests.deploy.awx_model import (
+    KUBERNETES_TEST_INPUTS,
+    injected,
+    inventory_script,
+    load_model,
+    survey_answers,
+)
+from tests.modules.llm_benchmark.conftest import MOCKS, MockServer, _start, _stop, _wait
+
+MODEL = load_model()
+TEMPLATES = {jt["name"]: jt for jt in MODEL["awx_job_templates"]}
+INVENTORIES = {inv["name"]: inv for inv in MODEL["awx_inventories"]}
+SECRETS = ["test-bearer-token", "test-api-key"]
+
+
+def credential_inputs(llm_url: str = "http://127.0.0.1:9/v1") -> dict[str, dict[str, Any]]:
+    return {
+        "kubernetes": KUBERNETES_TEST_INPUTS,
+        "qdrant": {"url": "http://127.0.0.1:6333", "api_key": "test-api-key"},
+        "rag": {"endpoint": "http://127.0.0.1:8088", "api_key": "test-api-key"},
+        "llm": {"base_url": llm_url, "api_key": "test-api-key"},
+    }
+
+
+@pytest.fixture(scope="module")
+def awx_inventories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each registered inventory imported once, as AWX's inventory update does."""
+    root = tmp_path_factory.mktemp("awx-inventories")
+    return {
+        name: inventory_script(REPO / inv["source_path"], root / name.replace(" ", "-"))
+        for name, inv in INVENTORIES.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def output_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("awx-output")
+
+
+def launch(
+    template_name: str,
+    tmp: Path,
+    inventory: Path,
+    *,
+    answers: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    inputs: dict[str, dict[str, Any]] | None = None,
+) -> tuple[ansible_runner.Runner, str]:
+    template = TEMPLATES[template_name]
+    creds = injected(MODEL, template["credentials"], inputs or credential_inputs())
+    extravars = {
+        **template.get("extra_vars", {}),
+        **creds["extra_vars"],
+        **survey_answers(template["survey"], answers),
+        **(extra or {}),
+    }
+    # AWX's layout: /runner/inventory/hosts (the script), /runner/project (the checkout).
+    pdd = tmp / "private_data_dir"
+    (pdd / "inventory").mkdir(parents=True)
+    shutil.copy2(inventory, pdd / "inventory" / "hosts")
+    runner = ansible_runner.run(
+        private_data_dir=str(pdd),
+        project_dir=str(REPO),
+        playbook=template["playbook"],
+        inventory=str(pdd / "inventory" / "hosts"),
+        extravars=extravars,
+        envvars={**creds["env"], "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1"},
+        quiet=True,
+        timeout=300,
+    )
+    stdout = runner.stdout.read()
+    for secret in SECRETS:
+        assert secret not in stdout, f"{template_name}: a credential secret is in the job output"
+    return runner, stdout
+
+
+def artifacts(runner: ansible_runner.Runner) -> dict[str, Any]:
+    """The job's set_stats data (AWX stores it as the job's artifacts)."""
+    for event in runner.events:
+        if event.get("event") == "playbook_on_stats":
+            return dict(event["event_data"].get("artifact_data") or {})
+    return {}
+
+
+@pytest.fixture(scope="module")
+def render_run(
+    awx_inventories: dict[str, Path], output_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> ansible_runner.Runner:
+    """Render only, every survey default, on the single-node inventory."""
+    runner, stdout = launch(
+        "aistack - Render only",
+        tmp_path_factory.mktemp("render"),
+        awx_inventories["aistack single-node"],
+        extra={"aistack_build_root": str(output_dir)},
+    )
+    assert runner.status == "successful", stdout[-4000:]
+    return runner
+
+
+@pytest.fixture(scope="module")
+def rendered(render_run: ansible_runner.Runner, output_dir: Path) -> Path:
+    return output_dir / "inventory"
+
+
+def test_render_only_with_every_survey_default(
+    render_run: ansible_runner.Runner, rendered: Path
+) -> None:
+    # AWX's inventory is a script in its own directory: the bundle is named after it.
+    assert (rendered / "qdrant").is_dir() and (rendered / "rag_pipeline").is_dir()
+    # The job's artifacts say what was rendered and where; no Git push was asked for.
+    summary = artifacts(render_run)
+    assert set(summary) == {"render_summary"}
+    node = summary["render_summary"]["single-node"]
+    assert node["mode"] == "render" and node["bundle"] == str(rendered)
+    assert "qdrant" in node["components"] and node["objects"] > 0
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+
+
+def test_deploy_stack_in_render_mode_pushes_the_bundle_to_git(
+    awx_inventories: dict[str, Path], tmp_path: Path
+) -> None:
+    out, remote = tmp_path / "out", tmp_path / "bundles.git"
+    git("init", "-q", "--bare", str(remote))
+    runner, stdout = launch(
+        "aistack - Deploy stack",
+        tmp_path,
+        awx_inventories["aistack catalyst-lab"],
+        answers={"aistack_deploy_only": "data", "aistack_bundle_git_url": remote.as_uri()},
+        extra={"aistack_deploy_mode": "render", "aistack_build_root": str(out)},
+    )
+    assert runner.status == "successful", stdout[-4000:]
+    # The bundle outlives the job: it is on the branch the artifacts name, at the commit they name.
+    pushed = artifacts(runner)["bundle_git"]
+    assert pushed["branch"] == "aistack-bundles/inventory" and pushed["paths"] == ["inventory"]
+    assert git("-C", str(remote), "rev-parse", pushed["branch"]) == pushed["commit"]
+    files = git("-C", str(remote), "ls-tree", "-r", "--name-only", pushed["branch"]).splitlines()
+    local = sorted(str(p.relative_to(out)) for p in (out / "inventory").rglob("*") if p.is_file())
+    assert sorted(files) == local
+    catalogue = yaml.safe_load((REPO / "playbooks/vars/architectures.yml").read_text())
+    expected = [
+        name
+        for name, on in catalogue["aistack_architectures"]["catalyst-lab"]["components"].items()
+        if on and catalogue["aistack_component_catalog"][name]["layer"] == "data"
+    ]
+    assert expected and sorted(p.name for p in (out / "inventory").iterdir()) == sorted(expected)
+
+
+def test_teardown_needs_the_confirmation(
+    awx_inventories: dict[str, Path], tmp_path: Path, rendered: Path
+) -> None:
+    runner, stdout = launch(
+        "aistack - Teardown",
+        tmp_path,
+        awx_inventories["aistack single-node"],
+        answers={"aistack_teardown_confirm": "catalyst-lab"},
+        extra={"aistack_deploy_mode": "render", "aistack_build_root": str(rendered.parent)},
+    )
+    assert runner.status == "failed"
+    assert "Teardown not confirmed" in stdout and "Nothing was removed" in stdout
+    assert (rendered / "qdrant").is_dir()
+
+
+def test_teardown_in_render_mode_with_the_survey_defaults(
+    awx_inventories: dict[str, Path], tmp_path: Path, rendered: Path
+) -> None:
+    runner, stdout = launch(
+        "aistack - Teardown",
+        tmp_path,
+        awx_inventories["aistack single-node"],
+        answers={"aistack_teardown_confirm": "single-node", "aistack_deploy_only": "data"},
+        extra={"aistack_deploy_mode": "render", "aistack_build_root": str(rendered.parent)},
+    )
+    assert runner.status == "successful", stdout[-4000:]
+    assert not (rendered / "qdrant").exists()
+    assert (rendered / "rag_pipeline").is_dir()  # only the data layer was asked for
+
+
+@pytest.fixture(scope="module")
+def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
+    server = _start(MOCKS["fast"], tmp_path_factory.mktemp("mock") / "mock.log")
+    try:
+        _wait(server)
+        yield server
+    finally:
+        _stop(server)
+
+
+def test_benchmark_with_every_survey_default_publishes_its_verdict(
+    llm: MockServer, awx_inventories: dict[str, Path], tmp_path: Path
+) -> None:
+    runner, stdout = launch(
+        "aistack - Run benchmark",
+        tmp_path,
+        awx_inventories["aistack single-node"],
+        extra={"aistack_build_root": str(tmp_path / "out")},
+        inputs=credential_inputs(llm.url + "/v1"),
+    )
+    assert runner.status == "successful", stdout[-4000:]
+    summary = artifacts(runner)["benchmark_summary"]
+    assert summary["slo_passed"] is True and summary["slo_violations"] == []
+    assert Path(summary["report_html"]).is_file() and summary["report_html"].startswith(
+        str(tmp_path / "out")
+    )
+
+
+def test_benchmark_missing_its_slo_fails_after_publishing(
+    llm: MockServer, awx_inventories: dict[str, Path], tmp_path: Path
+) -> None:
+    runner, stdout = launch(
+        "aistack - Run benchmark",
+        tmp_path,
+        awx_inventories["aistack single-node"],
+        answers={
+            "aistack_benchmark_slo": "min_requests_per_second=1000000",
+            "aistack_benchmark_max_requests": 20,
+        },
+        extra={"aistack_build_root": str(tmp_path / "out")},
+        inputs=credential_inputs(llm.url + "/v1"),
+    )
+    # The job fails (the workflow takes its failure branch) with the verdict in its artifacts.
+    assert runner.status == "failed"
+    assert "SLO missed" in stdout
+    summary = artifacts(runner)["benchmark_summary"]
+    assert summary["slo_passed"] is False and summary["slo_violations"]
