@@ -62,7 +62,7 @@ class BeeAIRuntime:
         try:
             self.mcp_tools = await self._mcp.open()
         except (RuntimeError, TimeoutError) as exc:
-            self.mcp_error = f"MCP server at {self.settings.mcp_url}: {exc or 'timed out'}"
+            self.mcp_error = f"MCP server at {self.settings.mcp_url}: {str(exc) or 'timed out'}"
 
     async def close(self) -> None:
         if self._mcp is not None:
