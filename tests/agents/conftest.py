@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,46 @@ IN_AGENTS_VENV = importlib.util.find_spec("aistack_agents") is not None
 collect_ignore_glob = [] if IN_AGENTS_VENV else ["test_router.py", "test_a2a.py"]
 if IN_AGENTS_VENV:
     collect_ignore_glob.append("test_in_agents_venv.py")
+# .venv-beeai (beeai-framework, a2a-sdk 0.3) runs test_beeai.py only; the router's tests need
+# LangGraph and a2a-sdk 1.x. Its runner, like the agents one, is collected by the main venv only.
+IN_BEEAI_VENV = importlib.util.find_spec("beeai_framework") is not None
+if IN_BEEAI_VENV:
+    collect_ignore_glob += ["test_router.py", "test_a2a.py"]
+else:
+    collect_ignore_glob.append("test_beeai.py")
+if IN_AGENTS_VENV:
+    collect_ignore_glob.append("test_in_beeai_venv.py")
 
-# Which node sent a chat request, told by its system prompt's first words.
-KINDS = {"You route": "classify", "You are a precise": "generate", "You grade": "quality"}
+# Which node sent a chat request, told by its system prompt's first words ("# Role": the BeeAI
+# agent, whose beeai-framework system prompt opens with its role).
+KINDS = {
+    "You route": "classify",
+    "You are a precise": "generate",
+    "You grade": "quality",
+    "# Role": "beeai",
+}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A scripted reply that calls a tool (OpenAI tool_calls) instead of answering in text."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+def _content_text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content or ""
 
 
 class ScriptedLLM:
     """Chat completions answered from a per-test script of (kind, reply) in call order."""
 
     def __init__(self) -> None:
-        self.script: deque[tuple[str, str]] = deque()
+        self.script: deque[tuple[str, str | ToolCall]] = deque()
         self.requests: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.lock = threading.Lock()
@@ -46,7 +77,7 @@ class ScriptedLLM:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def expect(self, *steps: tuple[str, str]) -> None:
+    def expect(self, *steps: tuple[str, str | ToolCall]) -> None:
         with self.lock:
             self.script = deque(steps)
             self.requests = []
@@ -61,31 +92,38 @@ class ScriptedLLM:
         return [r for r in self.requests if r["kind"] == kind]
 
     def _next(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        system = body["messages"][0]["content"] if body.get("messages") else ""
+        system = _content_text(body["messages"][0].get("content")) if body.get("messages") else ""
         kind = next((k for prefix, k in KINDS.items() if system.startswith(prefix)), "unknown")
         with self.lock:
             self.requests.append({"kind": kind, "body": body})
             if not self.script:
                 self.errors.append(f"unscripted {kind} request")
                 return 500, {"error": {"message": "no scripted reply left"}}
-            want, text = self.script.popleft()
+            want, reply = self.script.popleft()
             if want != kind:
                 self.errors.append(f"expected a {want} request, got {kind}")
                 return 500, {"error": {"message": f"expected {want}, got {kind}"}}
-        prompt = sum(len(m["content"].split()) for m in body["messages"])
-        completion = len(text.split())
+        prompt = sum(len(_content_text(m.get("content")).split()) for m in body["messages"])
+        message: dict[str, Any] = {"role": "assistant", "content": reply}
+        finish = "stop"
+        if isinstance(reply, ToolCall):
+            arguments = json.dumps(reply.arguments)
+            call = {"name": reply.name, "arguments": arguments}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": f"call_{len(self.requests)}", "type": "function", "function": call}
+                ],
+            }
+            finish, reply = "tool_calls", arguments
+        completion = len(reply.split())
         return 200, {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,

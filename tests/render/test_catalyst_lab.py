@@ -522,7 +522,8 @@ def test_kagenti_operator_from_its_pinned_chart(lab: Path) -> None:
 def test_kagenti_declares_the_agents_roles_router(lab: Path) -> None:
     """One router in the lab: the agents role runs it, Kagenti declares it (no second copy)."""
     kagenti = bundle(lab, "kagenti")
-    assert [o["kind"] for o in kagenti.objects() if o["kind"] in ("Deployment", "Service")] == []
+    workloads = [o for o in kagenti.objects() if o["kind"] in ("Deployment", "Service")]
+    assert {o["metadata"]["name"] for o in workloads} == {"agents-beeai"}  # the BeeAI agent only
     runtime = kagenti.get("AgentRuntime", "agents-router")
     assert runtime["spec"] == {
         "type": "agent",
@@ -537,6 +538,52 @@ def test_kagenti_declares_the_agents_roles_router(lab: Path) -> None:
         assert labels["kagenti.io/framework"] == "LangGraph"
     port = agents.get("Service", "agents-router")["spec"]["ports"][0]["port"]
     assert port == 9999
+
+
+def test_kagenti_runs_the_beeai_agent_by_default(lab: Path) -> None:
+    """The lab's BeeAI agent: Deployment + Service + AgentRuntime from the default entry, the
+    agents-beeai image serving A2A on 9999, wired to Llama Stack, keys by optional reference."""
+    kagenti = bundle(lab, "kagenti")
+    deployment, service, runtime = _agent(kagenti, "agents-beeai")
+    assert runtime["spec"] == {
+        "type": "agent",
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "agents-beeai"},
+    }
+    assert runtime["metadata"]["namespace"] == deployment["metadata"]["namespace"] == "ai-stack"
+    for obj in (deployment, service):
+        labels = obj["metadata"]["labels"]
+        assert labels["kagenti.io/type"] == "agent" and "protocol.kagenti.io/a2a" in labels
+        assert labels["kagenti.io/framework"] == "BeeAI"
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["port"] == 9999
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/aistack/agents-beeai:0.1.0"
+    # The image's entrypoint is aistack-agents; the BeeAI server is its beeai-serve command.
+    assert "command" not in container
+    assert container["args"] == ["beeai-serve", "--host", "0.0.0.0", "--port", "9999"]
+    assert container["ports"][0] == {"name": "http", "containerPort": 9999, "protocol": "TCP"}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["resources"]["requests"]["memory"] == "384Mi"
+    env = env_by_name(container)
+    server = bundle(lab, "llama_stack").get("LlamaStackDistribution")["spec"]["server"]
+    port = server["containerSpec"]["port"]
+    assert env["LLM_URL"]["value"] == (
+        f"http://llama-stack-service.ai-stack.svc.cluster.local:{port}/v1/openai/v1"
+    )
+    assert (
+        env["LLM_MODEL"]["value"]
+        == env_by_name(server["containerSpec"])["INFERENCE_MODEL"]["value"]
+    )
+    assert env["A2A_PUBLIC_URL"]["value"] == "http://agents-beeai.ai-stack.svc.cluster.local:9999/"
+    assert "RAG_URL" not in env and "MCP_URL" not in env  # neither runs in the lab by default
+    for key in ("LLM_API_KEY", "RAG_API_KEY", "MCP_API_KEY"):
+        ref = env[key]["valueFrom"]["secretKeyRef"]
+        assert ref["optional"] is True and ref["key"] == "api-key", key
+    assert kagenti.required_secrets() == []
 
 
 def test_kagenti_runs_an_agent_of_its_own_on_a2a_9999(tmp_path: Path) -> None:
@@ -629,6 +676,7 @@ def test_kagenti_a_second_agent_is_one_more_entry(tmp_path: Path) -> None:
     settings = {
         "aistack_deploy_only": ["kagenti"],
         "aistack_image_registry": "mirror.lab:5000",
+        "kagenti_agents_mcp_url": "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp",
         "kagenti_agents": [router, beeai],
     }
     render(tmp_path, json.dumps(settings), playbooks=("playbooks/deploy.yml",))
@@ -639,6 +687,9 @@ def test_kagenti_a_second_agent_is_one_more_entry(tmp_path: Path) -> None:
     assert deployment["metadata"]["labels"]["kagenti.io/framework"] == "BeeAI"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "mirror.lab:5000/aistack/agents-beeai:0.1.0"
+    env = env_by_name(container)
+    assert env["MCP_URL"]["value"] == "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp"
+    assert env["LLM_URL"]["value"] == "http://llm.example/v1"  # the entry's env wins
     image = kagenti.values("kagenti-operator")["controllerManager"]["container"]["image"]
     assert image["repository"].startswith("mirror.lab:5000/")
     # A Secret reference that is not optional must exist before apply.
@@ -740,6 +791,7 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
         "kagenti",
         {
             "kagenti_operator_chart_version": "latest",
+            "kagenti_agents_mcp_url": "mcp-gateway:8080/mcp",
             "kagenti_agents": [
                 {
                     "name": "Router",
@@ -762,6 +814,7 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
             "kagenti_agents: an agent Kagenti runs (workload deployment) needs image_repository"
             " and image_tag",
             "kagenti_agents: every agent the role runs needs a port 1-65535",
+            'kagenti_agents_mcp_url must be empty or an http(s) URL, got "mcp-gateway:8080/mcp"',
         ],
     ),
 }

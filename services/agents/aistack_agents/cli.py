@@ -1,5 +1,7 @@
 """Command line: ``aistack-agents router --query Q [--verbose]``, ``aistack-agents serve`` and
-``aistack-agents ask --url URL --query Q`` (an A2A client of a running server).
+``aistack-agents ask --url URL --query Q`` (an A2A client of a running server); the lab's BeeAI
+agent: ``aistack-agents beeai --query Q [--verbose]`` and ``aistack-agents beeai-serve`` (its
+own venv/image).
 
 The router prints one JSON object on stdout: the result (the full state with --verbose), or
 {"error": ...} with exit status 2 when no LLM is configured and 1 when the LLM failed.
@@ -12,13 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from aistack_agents.settings import NO_LLM_HELP, Settings
+
+if TYPE_CHECKING:
+    from aistack_agents.beeai.settings import BeeAISettings
 
 
 def _print(obj: dict[str, Any], indent: int | None) -> None:
@@ -101,6 +107,79 @@ def _ask(args: argparse.Namespace) -> int:
     return 0 if out["state"] == "completed" else 2
 
 
+def _add_beeai_parsers(sub: Any) -> None:
+    beeai = sub.add_parser("beeai", help="run the lab's BeeAI agent once (JSON result)")
+    beeai.add_argument("--query", required=True, help="the question")
+    beeai.add_argument("--verbose", action="store_true", help="also the agent's steps, messages")
+    beeai.add_argument("--indent", type=int, default=None, help="pretty-print with this indent")
+    serve = sub.add_parser("beeai-serve", help="run the BeeAI agent's A2A server (port 9999)")
+    serve.add_argument("--host", default=None, help="default A2A_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default A2A_PORT or 9999")
+    serve.add_argument("--log-level", default="info")
+
+
+def _beeai(args: argparse.Namespace) -> int:
+    """``beeai`` and ``beeai-serve``: beeai-framework lives in its own venv/image
+    (requirements/beeai.txt), so it is imported only here."""
+    from aistack_agents.beeai.settings import BeeAISettings
+
+    try:
+        settings = BeeAISettings()
+    except ValidationError as exc:
+        print(f"aistack-agents: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "beeai" and not args.query.strip():
+        print("aistack-agents beeai: --query is empty", file=sys.stderr)
+        return 2
+    if args.command == "beeai" and not settings.llm_configured:
+        error = f"could not answer the query: {NO_LLM_HELP}"
+        _print({"query": args.query, "error": error}, args.indent)
+        print(f"aistack-agents beeai: {NO_LLM_HELP}", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec("beeai_framework") is None:
+        print(
+            "aistack-agents: beeai-framework is not installed here: use the agents-beeai image "
+            "or its virtualenv (`make beeai`, requirements/beeai.txt)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "beeai-serve":
+        from aistack_agents.beeai.server import serve as run_server
+
+        overrides = {
+            k: v for k, v in (("a2a_host", args.host), ("a2a_port", args.port)) if v is not None
+        }
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+        if not settings.llm_configured:
+            print(f"aistack-agents beeai-serve: {NO_LLM_HELP}; serving anyway", file=sys.stderr)
+        run_server(settings, args.log_level)
+        return 0
+    return asyncio.run(_run_beeai(settings, args))
+
+
+async def _run_beeai(settings: BeeAISettings, args: argparse.Namespace) -> int:
+    from aistack_agents.beeai.agent import AgentFailedError, BeeAIRuntime, summary
+    from aistack_agents.telemetry import setup_tracing
+
+    setup_tracing("aistack-agents-beeai")
+    runtime = BeeAIRuntime(settings)
+    await runtime.start()
+    try:
+        result = await runtime.run(args.query)
+    except AgentFailedError as exc:
+        _print({"query": args.query, "error": str(exc)}, args.indent)
+        print(f"aistack-agents beeai: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await runtime.close()
+    out = summary(result, args.verbose)
+    if runtime.mcp_error:
+        out["mcp_error"] = runtime.mcp_error
+    _print(out, args.indent)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aistack-agents", description="aistack agents")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ask_cmd.add_argument("--query", required=True, help="the question")
     ask_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds per HTTP call")
     ask_cmd.add_argument("--indent", type=int, default=None, help="pretty-print with this indent")
+    _add_beeai_parsers(sub)
     args = parser.parse_args(argv)
 
     if args.command == "ask":
@@ -126,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             print("aistack-agents ask: --query is empty", file=sys.stderr)
             return 2
         return _ask(args)
+
+    if args.command in ("beeai", "beeai-serve"):
+        return _beeai(args)
 
     try:
         settings = Settings()
