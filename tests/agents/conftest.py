@@ -25,13 +25,29 @@ REPO = Path(__file__).resolve().parents[2]
 AGENTS_VENV = REPO / ".venv-agents"
 IN_AGENTS_VENV = importlib.util.find_spec("aistack_agents") is not None
 
-# In the main venv only the runner is collected: it runs this folder with .venv-agents.
-collect_ignore_glob = [] if IN_AGENTS_VENV else ["test_router.py", "test_a2a.py"]
+# .venv-crew (CrewAI, no LangGraph) holds aistack_agents too: it runs only the crew's tests.
+IN_CREW_VENV = importlib.util.find_spec("crewai") is not None
+CREW_VENV = REPO / ".venv-crew"
+
+# In the main venv only the runners are collected: they run this folder with .venv-agents
+# and .venv-crew.
+collect_ignore_glob = [] if IN_AGENTS_VENV else ["test_router.py", "test_a2a.py", "test_crew.py"]
 if IN_AGENTS_VENV:
-    collect_ignore_glob.append("test_in_agents_venv.py")
+    collect_ignore_glob += ["test_in_agents_venv.py", "test_in_crew_venv.py"]
+    collect_ignore_glob += ["test_router.py", "test_a2a.py"] if IN_CREW_VENV else ["test_crew.py"]
 
 # Which node sent a chat request, told by its system prompt's first words.
 KINDS = {"You route": "classify", "You are a precise": "generate", "You grade": "quality"}
+# The crew's roles (CrewAI's system prompt starts "You are <role>.").
+KINDS |= {
+    "You are Research analyst": "research",
+    "You are Technical writer": "write",
+    "You are Reviewer": "review",
+}
+
+
+# A scripted reply that starts with this is sent as a tool call (OpenAI function calling).
+TOOL_CALL = "TOOL_CALL "
 
 
 class ScriptedLLM:
@@ -72,20 +88,28 @@ class ScriptedLLM:
             if want != kind:
                 self.errors.append(f"expected a {want} request, got {kind}")
                 return 500, {"error": {"message": f"expected {want}, got {kind}"}}
-        prompt = sum(len(m["content"].split()) for m in body["messages"])
+        # Tool-call and tool messages may carry no text content.
+        prompt = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
         completion = len(text.split())
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        finish = "stop"
+        if text.startswith(TOOL_CALL):  # "TOOL_CALL <name> <JSON arguments>": a function call
+            name, arguments = text[len(TOOL_CALL) :].split(" ", 1)
+            call = {"name": name, "arguments": arguments}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": f"call-{len(self.requests)}", "type": "function", "function": call}
+                ],
+            }
+            finish = "tool_calls"
         return 200, {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
