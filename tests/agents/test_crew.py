@@ -49,8 +49,8 @@ def spans() -> InMemorySpanExporter:
     return exporter
 
 
-def run_crew(llm_url: str, rag_url: str | None, topic: str = TOPIC) -> CrewRun:
-    settings = Settings(llm_url=llm_url, llm_model="scripted", rag_url=rag_url)
+def run_crew(llm_url: str, rag_url: str | None, topic: str = TOPIC, **extra: str) -> CrewRun:
+    settings = Settings(llm_url=llm_url, llm_model="scripted", rag_url=rag_url, **extra)
 
     async def go() -> CrewRun:
         crew = ResearchCrew(settings)
@@ -174,6 +174,53 @@ def test_rag_down_says_retrieval_error_and_invents_nothing(llm: ScriptedLLM) -> 
     assert "could not be searched" in prompt and "NO context" in prompt
     for request in llm.requests:  # no passage reached any role
         assert not any(text in user_text(request) for text in RAG_DOCS.values())
+
+
+MCP_SERVER = """
+import sys
+from mcp.server.fastmcp import FastMCP
+
+mcp = FastMCP("cluster-facts", host="127.0.0.1", port=int(sys.argv[1]))
+
+
+@mcp.tool()
+def node_fact(topic: str) -> str:
+    \"\"\"A fact about the cluster's node for a topic.\"\"\"
+    return f"MCP fact: the node has one GPU shared by time-slicing ({topic})."
+
+
+mcp.run("streamable-http")
+"""
+
+
+def test_researcher_gets_and_calls_mcp_tools(llm: ScriptedLLM, rag_url: str) -> None:
+    """With MCP_URL the researcher gets the tools of a real MCP server (the mcp SDK's FastMCP,
+    streamable HTTP on loopback) next to the RAG tool, and a call reaches that server."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(CREW_VENV / "bin" / "python"), "-c", MCP_SERVER, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    name = "mcp_node_fact"  # aistack_agents.crew.mcp_tools: mcp_<the server's tool name>
+    try:
+        wait_http(f"http://127.0.0.1:{port}/mcp", server, 60)
+        llm.expect(
+            ("research", f'{TOOL_CALL}{name} {{"topic": "GPU sharing"}}'),
+            ("research", NOTES),
+            ("write", REPORT),
+            ("review", APPROVE),
+        )
+        mcp_url = f"http://127.0.0.1:{port}/mcp"
+        run = run_crew(llm.url, rag_url, mcp_url=mcp_url)
+    finally:
+        stop(server)
+    llm.done()
+    first, second = (r["body"] for r in llm.of_kind("research"))
+    assert [t["function"]["name"] for t in first["tools"]] == ["search_knowledge_base", name]
+    tool_replies = [m for m in second["messages"] if m["role"] == "tool"]
+    assert tool_replies and "MCP fact: the node has one GPU" in tool_replies[0]["content"]
+    assert run.trace()["mcp_url"] == mcp_url and run.verdict.approved
 
 
 def test_llm_down_is_an_llm_error(rag_url: str) -> None:

@@ -3,12 +3,12 @@
 The topic is first looked up in the RAG service (HTTP API, rag.py): the passages go into the
 researcher's task (numbered, for [n] citations), and the researcher keeps a
 ``search_knowledge_base`` tool for further queries (plus the MCP server's tools when MCP_URL is
-set). Each task gets the previous steps' outputs as its CrewAI task context. The reviewer's
-verdict is parsed here (not by CrewAI's converter, which would make unaccounted LLM calls and
-gives no defined outcome on failure): unparseable → one stricter ask → the documented default,
-recorded in ``parse_fallbacks``. Retrieval failure → ``retrieval_error`` and no sources; the
-researcher is told it has no context. Every step is timed, traced (one span) and its tokens
-counted.
+set, through the mcp SDK: mcp_tools.py). Each task gets the previous steps' outputs as its
+CrewAI task context. The reviewer's verdict is parsed here (not by CrewAI's converter, which
+would make unaccounted LLM calls and gives no defined outcome on failure): unparseable → one
+stricter ask → the documented default, recorded in ``parse_fallbacks``. Retrieval failure →
+``retrieval_error`` and no sources; the researcher is told it has no context. Every step is
+timed, traced (one span) and its tokens counted.
 """
 
 from __future__ import annotations
@@ -176,21 +176,9 @@ class ResearchCrew:
             max_retries=0,
         )
 
-    def _agents(self, tool: KnowledgeBaseTool) -> tuple[Agent, Agent, Agent]:
+    def _agents(self, tools: list[BaseTool]) -> tuple[Agent, Agent, Agent]:
         common: dict[str, Any] = {"allow_delegation": False, "verbose": False, "max_retry_limit": 0}
-        mcps: list[Any] = []
-        if self.settings.mcp_url:
-            from crewai.mcp import MCPServerHTTP
-
-            headers = (
-                {"Authorization": f"Bearer {self.settings.mcp_api_key}"}
-                if self.settings.mcp_api_key
-                else None
-            )
-            mcps.append(MCPServerHTTP(url=self.settings.mcp_url, headers=headers))
-        researcher = Agent(
-            **prompts.RESEARCHER, llm=self._llm(), tools=[tool], mcps=mcps, max_iter=5, **common
-        )
+        researcher = Agent(**prompts.RESEARCHER, llm=self._llm(), tools=tools, max_iter=5, **common)
         writer = Agent(**prompts.WRITER, llm=self._llm(), max_iter=2, **common)
         # The verdict is a judgement: temperature 0, as the router's quality check.
         reviewer = Agent(**prompts.REVIEWER, llm=self._llm(0.0), max_iter=2, **common)
@@ -243,7 +231,15 @@ class ResearchCrew:
         """Runs the CrewAI crew in a thread; yields each step as its task completes. Fills
         ``agents`` (step -> agent): per run, as runs may overlap in the A2A server."""
         tool = KnowledgeBaseTool(settings=self.settings, sources=run.sources)
-        researcher, writer, reviewer = self._agents(tool)
+        tools: list[BaseTool] = [tool]
+        if self.settings.mcp_url:
+            from aistack_agents.crew.mcp_tools import discover
+
+            try:
+                tools += await discover(self.settings.mcp_url, self.settings.mcp_api_key)
+            except Exception as exc:  # the crew runs on with the RAG tool, and says why
+                run.tool_errors.append(f"MCP server at {self.settings.mcp_url}: {exc!r}")
+        researcher, writer, reviewer = self._agents(tools)
         agents |= {"research": researcher, "write": writer, "review": reviewer}
         texts = {
             "research": prompts.research_task(run.topic, run.sources, run.retrieval_error),
@@ -322,7 +318,7 @@ class ResearchCrew:
         finally:
             # pydantic copied the list into the tool: take back what its searches added.
             run.sources = tool.sources
-            run.tool_errors = list(tool.errors)
+            run.tool_errors += tool.errors
 
     async def _verdict(self, run: CrewRun, reviewer: Agent) -> float:
         """Parses the reviewer's reply; one stricter ask if it does not parse, then the
