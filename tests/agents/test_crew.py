@@ -335,9 +335,13 @@ def test_a2a_without_llm_fails_the_task_and_says_how() -> None:
         stop(proc)
 
 
-def test_serve_rejects_an_unknown_workflow() -> None:
+def test_serve_rejects_an_unknown_or_missing_workflow() -> None:
     proc = crew_cli("serve", "--workflow", "swarm", "--port", str(free_port()))
     assert proc.returncode == 2 and "choose one of router, crew" in proc.stderr
+    # This venv has CrewAI and no LangGraph: the router is refused, saying where it lives.
+    proc = crew_cli("serve", "--workflow", "router", "--port", str(free_port()))
+    assert proc.returncode == 2
+    assert "the router workflow needs langgraph, which is not installed here" in proc.stderr
 
 
 # -- plumbing against a real guidellm mock-server --------------------------------------------

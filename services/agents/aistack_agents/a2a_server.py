@@ -64,8 +64,9 @@ def create_app(settings: Settings | None = None, workflow: str | None = None) ->
 
 
 def serve(settings: Settings, log_level: str = "info") -> None:
+    """Runs the server; WorkflowUnavailableError before listening when the workflow is unknown
+    or its stack is not installed."""
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings), host=settings.a2a_host, port=settings.a2a_port, log_level=log_level
-    )
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.a2a_host, port=settings.a2a_port, log_level=log_level)

@@ -186,18 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         if overrides:
             settings = settings.model_copy(update=overrides)
-        from aistack_agents.workflow import WORKFLOWS
+        from aistack_agents.workflow import WorkflowUnavailableError
 
-        if settings.agent_workflow not in WORKFLOWS:
-            print(
-                f"aistack-agents serve: unknown workflow {settings.agent_workflow!r} "
-                f"(--workflow or AGENT_WORKFLOW): choose one of {', '.join(WORKFLOWS)}",
-                file=sys.stderr,
-            )
-            return 2
         if not settings.llm_configured:
             print(f"aistack-agents serve: {NO_LLM_HELP}; serving anyway", file=sys.stderr)
-        run_server(settings, args.log_level)
+        try:
+            run_server(settings, args.log_level)
+        except WorkflowUnavailableError as exc:
+            print(f"aistack-agents serve: {exc} (--workflow or AGENT_WORKFLOW)", file=sys.stderr)
+            return 2
         return 0
 
     if args.command == "crew":

@@ -9,6 +9,7 @@ ship only one of them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
@@ -38,8 +39,27 @@ class Workflow(Protocol):
         """Readiness checks; the server is ready when ``checks["llm"] == "ok"``."""
 
 
+# What each workflow needs installed, and where it is: its virtualenv and image.
+STACKS = {
+    "router": ("langgraph", "make agents, image ghcr.io/aistack/agents"),
+    "crew": ("crewai", "make crew, image ghcr.io/aistack/agents-crew"),
+}
+
+
+class WorkflowUnavailableError(RuntimeError):
+    """Unknown workflow, or its stack is not installed in this environment."""
+
+
 def load_workflow(name: str, settings: Settings) -> Workflow:
     if name not in WORKFLOWS:
-        raise ValueError(f"unknown workflow {name!r}: choose one of {', '.join(WORKFLOWS)}")
+        raise WorkflowUnavailableError(
+            f"unknown workflow {name!r}: choose one of {', '.join(WORKFLOWS)}"
+        )
+    package, where = STACKS[name]
+    # Checked up front: the crew imports CrewAI only once an LLM is configured.
+    if importlib.util.find_spec(package) is None:
+        raise WorkflowUnavailableError(
+            f"the {name} workflow needs {package}, which is not installed here ({where})"
+        )
     module = importlib.import_module(WORKFLOWS[name])
     return module.workflow(settings)  # type: ignore[no-any-return]
