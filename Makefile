@@ -16,7 +16,7 @@ export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every .venv/bin tool is used by path; nothing depends on an activated venv.
-.PHONY: help venv infinity agents beeai up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+.PHONY: help venv infinity agents crew beeai up down render test lint sanity pytest molecule build bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ $(AGENTS_STAMP): requirements/agents.txt scripts/make-side-venv.sh services/agen
 	PYTHON=$(PYTHON) scripts/make-side-venv.sh agents aistack-agents services/agents
 
 agents: $(AGENTS_STAMP) ## Separate venv for services/agents (LangGraph router, A2A server) + its tests
+
+CREW_STAMP := .venv-crew/.requirements.sha256
+$(CREW_STAMP): requirements/crew.txt scripts/make-side-venv.sh services/agents/pyproject.toml services/agents/aistack_agents/__init__.py
+	PYTHON=$(PYTHON) scripts/make-side-venv.sh crew aistack-agents services/agents
+
+crew: $(CREW_STAMP) ## Separate venv for the CrewAI research crew of services/agents + its tests
 
 BEEAI_STAMP := .venv-beeai/.requirements.sha256
 $(BEEAI_STAMP): requirements/beeai.txt scripts/make-side-venv.sh services/agents/pyproject.toml services/agents/aistack_agents/__init__.py
@@ -78,7 +84,7 @@ sanity: build ## ansible-test sanity on the built collection (offline pip bootst
 	cd $(SANITY_ROOT) && echo "/tests/output/" > .gitignore && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
 
-pytest: venv infinity agents beeai ## pytest: modules, rendering, services integration
+pytest: venv infinity agents crew beeai ## pytest: modules, rendering, services integration
 	$(BIN)/pytest
 
 molecule: venv ## molecule test for molecule/default (render every inventory, idempotence, verify)

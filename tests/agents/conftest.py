@@ -24,28 +24,39 @@ from tests.conftest import free_port, stop, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS_VENV = REPO / ".venv-agents"
-IN_AGENTS_VENV = importlib.util.find_spec("aistack_agents") is not None
+CREW_VENV = REPO / ".venv-crew"
 
-# In the main venv only the runner is collected: it runs this folder with .venv-agents.
-collect_ignore_glob = [] if IN_AGENTS_VENV else ["test_router.py", "test_a2a.py"]
-if IN_AGENTS_VENV:
-    collect_ignore_glob.append("test_in_agents_venv.py")
-# .venv-beeai (beeai-framework, a2a-sdk 0.3) runs test_beeai.py only; the router's tests need
-# LangGraph and a2a-sdk 1.x. Its runner, like the agents one, is collected by the main venv only.
-IN_BEEAI_VENV = importlib.util.find_spec("beeai_framework") is not None
-if IN_BEEAI_VENV:
-    collect_ignore_glob += ["test_router.py", "test_a2a.py"]
+# Each stack has its own venv holding aistack_agents (they do not resolve together): the main
+# venv collects only the runners (test_in_*_venv.py), which run this folder in each side venv,
+# and each side venv collects only its own suite.
+SUITES = {
+    "router": ["test_router.py", "test_a2a.py"],  # .venv-agents: LangGraph, a2a-sdk 1.x
+    "crew": ["test_crew.py"],  # .venv-crew: CrewAI, a2a-sdk 1.x, no LangGraph
+    "beeai": ["test_beeai.py"],  # .venv-beeai: beeai-framework, a2a-sdk 0.3
+}
+RUNNERS = ["test_in_agents_venv.py", "test_in_crew_venv.py", "test_in_beeai_venv.py"]
+if importlib.util.find_spec("aistack_agents") is None:
+    SUITE = None
+elif importlib.util.find_spec("crewai") is not None:
+    SUITE = "crew"
+elif importlib.util.find_spec("beeai_framework") is not None:
+    SUITE = "beeai"
 else:
-    collect_ignore_glob.append("test_beeai.py")
-if IN_AGENTS_VENV:
-    collect_ignore_glob.append("test_in_beeai_venv.py")
+    SUITE = "router"
+collect_ignore_glob = [f for name, files in SUITES.items() if name != SUITE for f in files]
+if SUITE is not None:
+    collect_ignore_glob += RUNNERS
 
-# Which node sent a chat request, told by its system prompt's first words ("# Role": the BeeAI
-# agent, whose beeai-framework system prompt opens with its role).
+# Which node sent a chat request, told by its system prompt's first words: the router's nodes,
+# the crew's roles (CrewAI's system prompt starts "You are <role>.") and the BeeAI agent
+# (beeai-framework's system prompt opens with "# Role").
 KINDS = {
     "You route": "classify",
     "You are a precise": "generate",
     "You grade": "quality",
+    "You are Research analyst": "research",
+    "You are Technical writer": "write",
+    "You are Reviewer": "review",
     "# Role": "beeai",
 }
 

@@ -428,6 +428,8 @@ def test_agents_router_calls_llama_stack(lab: Path) -> None:
     assert monitor["endpoints"] == [{"port": "a2a", "path": "/metrics", "interval": "30s"}]
     assert monitor["selector"]["matchLabels"] == service["selector"]
     assert [p["name"] for p in service["ports"]] == ["a2a"]
+    # The research crew is single-node's second workflow; the lab's agents are Kagenti's.
+    assert not [o for o in agents.objects() if "crew" in o["metadata"]["name"]]
 
 
 # -- gateway_api -------------------------------------------------------------------------

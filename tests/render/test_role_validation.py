@@ -40,12 +40,19 @@ CASES = {
         {"ollama_image_tag": "latest"},
         ["ollama_image_tag must be pinned"],
     ),
-    "agents: credentials in plain config, floating tag": (
-        {"agents_extra_config": {"LLM_API_KEY": "sk-plain"}, "agents_image_tag": "latest"},
+    "agents: credentials in plain config, floating tag, crew clashing with the router": (
+        {
+            "agents_extra_config": {"LLM_API_KEY": "sk-plain"},
+            "agents_image_tag": "latest",
+            "agents_crew_name": "agents-router",
+            "agents_crew_mcp_url": "ftp://mcp",
+        },
         [
             "agents_extra_config must hold no credentials (API keys and DSNs come from Secrets): "
             "LLM_API_KEY",
             "agents_image_tag must be pinned",
+            'agents_crew_name must be a DNS label other than agents_name, got "agents-router"',
+            'agents_crew_mcp_url must be an http(s) URL or empty, got "ftp://mcp"',
         ],
     ),
     "vault secret without value": (

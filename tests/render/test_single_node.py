@@ -421,13 +421,55 @@ def test_agents_router_workload(bundle: Bundle) -> None:
         service["spec"]["selector"].items()
         <= deployment["spec"]["template"]["metadata"]["labels"].items()
     )
-    # No Prometheus operator here (no ServiceMonitor CRD); the example Job is off by default.
-    assert [o["kind"] for o in bundle.objects["agents"]] == [
-        "Namespace",
-        "ConfigMap",
-        "Service",
-        "Deployment",
+    # No Prometheus operator here (no ServiceMonitor CRD); the example Jobs are off by default.
+    # Single-node draws both workflows: the router, then the research crew.
+    assert [(o["kind"], o["metadata"]["name"]) for o in bundle.objects["agents"]] == [
+        ("Namespace", NAMESPACE),
+        ("ConfigMap", "agents-router-config"),
+        ("Service", "agents-router"),
+        ("Deployment", "agents-router"),
+        ("ConfigMap", "agents-crew-config"),
+        ("Service", "agents-crew"),
+        ("Deployment", "agents-crew"),
     ]
+
+
+def test_agents_crew_wired_like_the_router(bundle: Bundle) -> None:
+    """The CrewAI crew's A2A server: image agents-crew, `serve --workflow crew`, the router's
+    LLM and RAG wiring and keys, its own card URL; probes, resources, non-root."""
+    router = bundle.get("ConfigMap", "agents-router-config", "agents")["data"]
+    data = bundle.get("ConfigMap", "agents-crew-config", "agents")["data"]
+    for key in ("LLM_URL", "LLM_MODEL", "RAG_URL", "RAG_TOP_N", "A2A_HOST", "A2A_PORT"):
+        assert data[key] == router[key], key
+    assert data["AGENT_WORKFLOW"] == "crew" and "AGENT_WORKFLOW" not in router
+    assert data["A2A_PUBLIC_URL"] == f"http://agents-crew.{NAMESPACE}.{SVC}:9999/"
+    assert data["XDG_DATA_HOME"] == "/tmp"  # CrewAI's SQLite file, on the writable emptyDir
+    assert "QUALITY_THRESHOLD" not in data and "MCP_URL" not in data
+    deployment = bundle.get("Deployment", "agents-crew", "agents")
+    crew = container(deployment, "crew")
+    assert AGENTS_VERSION
+    assert crew["image"] == f"ghcr.io/aistack/agents-crew:{AGENTS_VERSION.group(1)}"
+    assert crew["args"] == ["serve", "--workflow", "crew"]
+    assert crew["envFrom"] == [{"configMapRef": {"name": "agents-crew-config"}}]
+    assert env_map(crew) == env_map(container(bundle.get("Deployment", "agents-router", "agents")))
+    assert crew["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "a2a"}
+    assert crew["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "a2a"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in crew["volumeMounts"]
+    check_resources(
+        crew["resources"],
+        resources({"cpu": "200m", "memory": "512Mi"}, {"cpu": "2", "memory": "2Gi"}),
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert crew["securityContext"]["readOnlyRootFilesystem"] is True
+    service = bundle.get("Service", "agents-crew", "agents")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(9999, "a2a")]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert labels["app.kubernetes.io/component"] == "research-crew"
+    # The two Services select only their own pods.
+    router_labels = bundle.get("Deployment", "agents-router", "agents")["spec"]["template"]
+    assert not service["spec"]["selector"].items() <= router_labels["metadata"]["labels"].items()
 
 
 def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
@@ -440,6 +482,9 @@ def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
         "aistack_llm_base_url": f"http://ollama.{NAMESPACE}.{SVC}:11434/v1",
         "agents_llm_model": "tinyllama:1.1b",
         "agents_job_enabled": True,
+        "agents_crew_job_enabled": True,
+        "agents_crew_mcp_url": "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp",
+        "agents_crew_mcp_api_key_secret_name": "mcp-token",
         "agents_ingress_enabled": True,
         "aistack_ingress_cluster_issuer": "lab-ca",
     }
@@ -451,7 +496,7 @@ def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
     assert data["LLM_URL"] == f"http://ollama.{NAMESPACE}.{SVC}:11434/v1"
     assert data["LLM_MODEL"] == "tinyllama:1.1b"
     assert data["A2A_PUBLIC_URL"] == "https://agents.local/"  # the card announces the Ingress
-    [job] = agents.of_kind("Job")
+    [job] = [j for j in agents.of_kind("Job") if j["metadata"]["name"].startswith("agents-router")]
     assert re.fullmatch(r"agents-router-query-[0-9a-f]{8}", job["metadata"]["name"])
     run = containers(job)[0]
     assert run["args"] == [
@@ -465,6 +510,24 @@ def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
         and run["envFrom"] == container(deployment)["envFrom"]
     )
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    # The crew's example Job and its MCP server (the token by reference, checked to exist).
+    crew_job = next(
+        j for j in agents.of_kind("Job") if j["metadata"]["name"].startswith("agents-crew")
+    )
+    assert re.fullmatch(r"agents-crew-topic-[0-9a-f]{8}", crew_job["metadata"]["name"])
+    crew_run = containers(crew_job)[0]
+    assert crew_run["args"][:2] == ["crew", "--topic"] and crew_run["image"].endswith(
+        "/aistack/agents-crew:" + AGENTS_VERSION.group(1)  # type: ignore[union-attr]
+    )
+    crew_config = agents.get("ConfigMap", "agents-crew-config")["data"]
+    assert crew_config["MCP_URL"] == "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp"
+    assert crew_config["LLM_URL"] == f"http://ollama.{NAMESPACE}.{SVC}:11434/v1"
+    assert env_map(crew_run)["MCP_API_KEY"] == {
+        "secretKeyRef": {"name": "mcp-token", "key": "api-key"}
+    }
+    assert "MCP_API_KEY" not in env_map(run)  # the router has no MCP server
+    mcp_secret = {"name": "mcp-token", "namespace": NAMESPACE, "keys": ["api-key"]}
+    assert mcp_secret | {"source": "existing"} in agents.secrets["agents"]
     ingress = agents.get("Ingress", "agents-router")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "agents-router", "port": {"number": 9999}}

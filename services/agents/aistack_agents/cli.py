@@ -1,10 +1,12 @@
-"""Command line: ``aistack-agents router --query Q [--verbose]``, ``aistack-agents serve`` and
+"""Command line: ``aistack-agents router --query Q [--verbose]``, ``aistack-agents crew --topic
+T [--verbose]``, ``aistack-agents serve [--workflow router|crew]`` and
 ``aistack-agents ask --url URL --query Q`` (an A2A client of a running server); the lab's BeeAI
 agent: ``aistack-agents beeai --query Q [--verbose]`` and ``aistack-agents beeai-serve`` (its
-own venv/image).
+own venv/image: beeai-framework speaks A2A 0.3).
 
-The router prints one JSON object on stdout: the result (the full state with --verbose), or
-{"error": ...} with exit status 2 when no LLM is configured and 1 when the LLM failed.
+The router and the crew print one JSON object on stdout: the result (the full state or trace
+with --verbose), or {"error": ...} with exit status 2 when no LLM is configured and 1 when the
+LLM failed.
 ``ask`` prints {"url", "query", "state", "answer", "message", "result"}: exit status 0 when
 the agent completed the task, 2 when it did not (failed or rejected; "message" says why, e.g.
 no LLM configured), 1 when the server could not be reached or spoke no A2A.
@@ -48,6 +50,36 @@ async def _run_router(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await router.close()
     _print(dict(state) if args.verbose else result_summary(state), args.indent)
+    return 0
+
+
+async def _run_crew(settings: Settings, args: argparse.Namespace) -> int:
+    import contextlib
+
+    from aistack_agents.crew.crew import ResearchCrew
+    from aistack_agents.llm import LLMError
+    from aistack_agents.telemetry import setup_tracing
+
+    setup_tracing()
+    crew = ResearchCrew(settings)
+    try:
+        # CrewAI may print; stdout carries only the JSON result.
+        with contextlib.redirect_stdout(sys.stderr):
+            run = await crew.run(args.topic)
+    except LLMError as exc:
+        _print({"topic": args.topic, "error": str(exc)}, args.indent)
+        print(f"aistack-agents crew: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await crew.close()
+    print(
+        json.dumps(
+            run.trace() if args.verbose else run.summary(),
+            indent=args.indent,
+            ensure_ascii=False,
+            default=str,
+        )
+    )
     return 0
 
 
@@ -188,7 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     router.add_argument("--verbose", action="store_true", help="print the full graph state")
     router.add_argument("--thread-id", default=None, help="checkpoint thread (default: new)")
     router.add_argument("--indent", type=int, default=None, help="pretty-print with this indent")
-    serve = sub.add_parser("serve", help="run the router's A2A server (default port 9999)")
+    crew = sub.add_parser("crew", help="run the CrewAI research crew once (JSON result)")
+    crew.add_argument("--topic", required=True, help="what to research")
+    crew.add_argument("--verbose", action="store_true", help="print the full trace")
+    crew.add_argument("--indent", type=int, default=None, help="pretty-print with this indent")
+    serve = sub.add_parser("serve", help="run a workflow's A2A server (default port 9999)")
+    serve.add_argument(
+        "--workflow", default=None, help="router or crew (default AGENT_WORKFLOW or router)"
+    )
     serve.add_argument("--host", default=None, help="default A2A_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default A2A_PORT or 9999")
     serve.add_argument("--log-level", default="info")
@@ -220,14 +259,39 @@ def main(argv: list[str] | None = None) -> int:
         from aistack_agents.a2a_server import serve as run_server
 
         overrides = {
-            k: v for k, v in (("a2a_host", args.host), ("a2a_port", args.port)) if v is not None
+            k: v
+            for k, v in (
+                ("a2a_host", args.host),
+                ("a2a_port", args.port),
+                ("agent_workflow", args.workflow),
+            )
+            if v is not None
         }
         if overrides:
             settings = settings.model_copy(update=overrides)
+        from aistack_agents.workflow import WorkflowUnavailableError
+
         if not settings.llm_configured:
             print(f"aistack-agents serve: {NO_LLM_HELP}; serving anyway", file=sys.stderr)
-        run_server(settings, args.log_level)
+        try:
+            run_server(settings, args.log_level)
+        except WorkflowUnavailableError as exc:
+            print(f"aistack-agents serve: {exc} (--workflow or AGENT_WORKFLOW)", file=sys.stderr)
+            return 2
         return 0
+
+    if args.command == "crew":
+        if not args.topic.strip():
+            print("aistack-agents crew: --topic is empty", file=sys.stderr)
+            return 2
+        if not settings.llm_configured:
+            _print(
+                {"topic": args.topic, "error": f"could not run the crew: {NO_LLM_HELP}"},
+                args.indent,
+            )
+            print(f"aistack-agents crew: {NO_LLM_HELP}", file=sys.stderr)
+            return 2
+        return asyncio.run(_run_crew(settings, args))
 
     if not args.query.strip():
         print("aistack-agents router: --query is empty", file=sys.stderr)

@@ -41,7 +41,13 @@ class Settings(BaseSettings):
     # Postgres checkpointer (LangGraph); none: no persistence of the graph state.
     checkpoint_dsn: str | None = None
 
-    # A2A server.
+    # MCP server whose tools the crew's researcher gets besides the RAG service (streamable
+    # HTTP, e.g. http://mcp-gateway:8080/mcp); none: the RAG tool only.
+    mcp_url: str | None = None
+    mcp_api_key: str | None = None
+
+    # A2A server: which workflow it serves (aistack_agents.workflow.WORKFLOWS).
+    agent_workflow: str = "router"
     a2a_host: str = "127.0.0.1"
     a2a_port: int = Field(9999, ge=1, le=65535)
     a2a_public_url: str | None = None  # URL in the agent card; default http://host:port/

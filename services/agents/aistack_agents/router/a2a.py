@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AsyncExitStack
+from typing import Any
 
 from a2a.helpers import new_data_part, new_task_from_user_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -19,7 +21,8 @@ from a2a.utils.constants import (
 from aistack_agents import __version__
 from aistack_agents.llm import LLMError
 from aistack_agents.metrics import RUNS
-from aistack_agents.router.graph import WORKFLOW, QueryRouter, result_summary
+from aistack_agents.rag import RagClient
+from aistack_agents.router.graph import WORKFLOW, QueryRouter, open_checkpointer, result_summary
 from aistack_agents.settings import NO_LLM_HELP, Settings
 
 log = logging.getLogger(__name__)
@@ -118,3 +121,35 @@ def _progress(node: str, state: dict) -> str:
     if node == "generate_response":
         return f"answer drafted (attempt {state['attempts']})"
     return f"quality {state['quality_score']} (passed: {state['quality_passed']})"
+
+
+class RouterWorkflow:
+    """The router as the A2A server's workflow plug-in (aistack_agents.workflow.Workflow)."""
+
+    name = WORKFLOW
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.card = agent_card(settings)
+        self.executor = RouterExecutor(None)
+        self.rag = RagClient(settings)
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        if self.settings.llm_configured:
+            saver = await stack.enter_async_context(open_checkpointer(self.settings.checkpoint_dsn))
+            self.executor.router = QueryRouter(self.settings, rag=self.rag, checkpointer=saver)
+            stack.push_async_callback(self.executor.router.close)
+        else:
+            stack.push_async_callback(self.rag.close)
+
+    async def checks(self) -> dict[str, Any]:
+        router = self.executor.router
+        checks: dict[str, Any] = {}
+        checks["llm"] = await router.llm.ready() if router else f"not configured: {NO_LLM_HELP}"
+        # The RAG service is optional: the router still answers (and says it had no context).
+        checks["rag"] = await self.rag.ready()
+        return checks
+
+
+def workflow(settings: Settings) -> RouterWorkflow:
+    return RouterWorkflow(settings)

@@ -1,0 +1,92 @@
+"""An MCP server's tools as CrewAI tools, on the ``mcp`` SDK directly (streamable HTTP).
+
+Not CrewAI's own ``Agent(mcps=[...])``: with the pinned crewai 1.15.30 and mcp 1.30 every call
+of its native MCP tool fails at teardown ("Attempted to exit cancel scope in a different task",
+reported as "Error during MCP client disconnect"). Here each discovery and each call opens and
+closes its session inside one task, which is what the SDK's anyio task groups require.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from crewai.tools import BaseTool
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+from pydantic import BaseModel, Field, create_model
+
+T = TypeVar("T")
+_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+
+
+async def _with_session(
+    url: str, headers: dict[str, str] | None, fn: Callable[[ClientSession], Awaitable[T]]
+) -> T:
+    # The session needs the transport's streams: two contexts, entered in order, one task.
+    async with streamablehttp_client(url, headers=headers) as (read, write, _):  # noqa: SIM117
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            return await fn(session)
+
+
+def _args_model(tool_name: str, schema: dict[str, Any]) -> type[BaseModel]:
+    """A pydantic model from the tool's JSON schema (top-level properties; nested types are
+    passed through as list/dict, unknown ones as Any)."""
+    required = set(schema.get("required", []))
+    fields: dict[str, Any] = {}
+    for prop, spec in (schema.get("properties") or {}).items():
+        kind = _TYPES.get(str(spec.get("type")), Any)
+        default = ... if prop in required else spec.get("default")
+        annotation = kind if prop in required else kind | None
+        fields[prop] = (annotation, Field(default, description=spec.get("description", "")))
+    name = "".join(p.capitalize() for p in re.split(r"[^A-Za-z0-9]+", tool_name)) + "Args"
+    return create_model(name or "McpArgs", **fields)
+
+
+class McpTool(BaseTool):
+    """One MCP tool; a call is one short session (errors come back as text: the model sees
+    that the tool failed, and nothing is made up)."""
+
+    url: str
+    headers: dict[str, str] | None = None
+    tool_name: str
+
+    def _run(self, **kwargs: Any) -> str:
+        from aistack_agents.crew.crew import _run_sync
+
+        args = {k: v for k, v in kwargs.items() if v is not None}
+        try:
+            result = _run_sync(
+                _with_session(self.url, self.headers, lambda s: s.call_tool(self.tool_name, args))
+            )
+        except Exception as exc:  # transport, protocol or server errors alike
+            return f"MCP tool {self.tool_name} failed: {type(exc).__name__}: {exc}"
+        text = "\n".join(str(getattr(c, "text", "")) for c in result.content).strip()
+        return f"MCP tool {self.tool_name} reported an error: {text}" if result.isError else text
+
+
+async def discover(url: str, api_key: str | None) -> list[BaseTool]:
+    """The server's tools as ``mcp_<name>`` CrewAI tools. Raises when the server cannot be
+    reached (the crew records it and runs with the RAG tool alone)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    listed = await _with_session(url, headers, lambda s: s.list_tools())
+    return [
+        McpTool(
+            name="mcp_" + re.sub(r"[^A-Za-z0-9_]+", "_", tool.name),
+            description=tool.description or f"MCP tool {tool.name}",
+            args_schema=_args_model(tool.name, tool.inputSchema or {}),
+            url=url,
+            headers=headers,
+            tool_name=tool.name,
+        )
+        for tool in listed.tools
+    ]
