@@ -16,7 +16,7 @@ export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every .venv/bin tool is used by path; nothing depends on an activated venv.
-.PHONY: help venv infinity agents up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+.PHONY: help venv infinity agents mlflow up down render test lint sanity pytest molecule build bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ $(AGENTS_STAMP): requirements/agents.txt scripts/make-side-venv.sh services/agen
 	PYTHON=$(PYTHON) scripts/make-side-venv.sh agents aistack-agents services/agents
 
 agents: $(AGENTS_STAMP) ## Separate venv for services/agents (LangGraph router, A2A server) + its tests
+
+MLFLOW_STAMP := .venv-mlflow/.requirements.sha256
+$(MLFLOW_STAMP): requirements/mlflow.txt scripts/make-side-venv.sh
+	PYTHON=$(PYTHON) scripts/make-side-venv.sh mlflow mlflow
+
+mlflow: $(MLFLOW_STAMP) ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
 
 venv: $(STAMP) ## Create .venv with every pinned dependency
 
@@ -71,7 +77,7 @@ sanity: build ## ansible-test sanity on the built collection (offline pip bootst
 	cd $(SANITY_ROOT) && echo "/tests/output/" > .gitignore && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
 
-pytest: venv infinity agents ## pytest: modules, rendering, services integration
+pytest: venv infinity agents mlflow ## pytest: modules, rendering, services integration
 	$(BIN)/pytest
 
 molecule: venv ## molecule test for molecule/default (render every inventory, idempotence, verify)

@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """The router's A2A app. Without an LLM it still serves its card, health and metrics, and
     every message gets a failed task that says how to configure one."""
     settings = settings or Settings()
-    setup_tracing()
+    setup_tracing(settings=settings)
     card = agent_card(settings)
     executor = RouterExecutor(None)
     handler = DefaultRequestHandler(
