@@ -40,12 +40,17 @@ CASES = {
         {"ollama_image_tag": "latest"},
         ["ollama_image_tag must be pinned"],
     ),
-    "agents: credentials in plain config, floating tag": (
-        {"agents_extra_config": {"LLM_API_KEY": "sk-plain"}, "agents_image_tag": "latest"},
+    "agents: credentials in plain config, floating tag, MLflow store not a server": (
+        {
+            "agents_extra_config": {"LLM_API_KEY": "sk-plain"},
+            "agents_image_tag": "latest",
+            "agents_mlflow_tracking_uri": "sqlite:///mlflow.db",
+        },
         [
             "agents_extra_config must hold no credentials (API keys and DSNs come from Secrets): "
             "LLM_API_KEY",
             "agents_image_tag must be pinned",
+            "agents_mlflow_tracking_uri must be an MLflow tracking server http(s) URL or empty",
         ],
     ),
     "vault secret without value": (
