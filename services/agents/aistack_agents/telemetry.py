@@ -3,7 +3,8 @@
 One tracing path for every backend: the spans of a run (a root span per run, one child per
 node) go over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (a collector) and, when
 MLFLOW_TRACKING_URI is set, to MLflow's own OTLP ingestion (``<tracking URI>/v1/traces`` with
-the ``x-mlflow-experiment-id`` header, MLflow 3), so the agents need no mlflow package.
+the ``x-mlflow-experiment-id`` header: MLflow >= 3.6 with a SQL backend store), so the agents
+need no mlflow package.
 """
 
 from __future__ import annotations
