@@ -16,7 +16,7 @@ export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every .venv/bin tool is used by path; nothing depends on an activated venv.
-.PHONY: help venv infinity agents crew beeai up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+.PHONY: help venv infinity agents crew beeai mlflow up down render test lint sanity pytest molecule build bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ $(BEEAI_STAMP): requirements/beeai.txt scripts/make-side-venv.sh services/agents
 
 beeai: $(BEEAI_STAMP) ## Separate venv for the lab's BeeAI agent (beeai-framework, a2a-sdk 0.3) + its tests
 
+MLFLOW_STAMP := .venv-mlflow/.requirements.sha256
+$(MLFLOW_STAMP): requirements/mlflow.txt scripts/make-side-venv.sh
+	PYTHON=$(PYTHON) scripts/make-side-venv.sh mlflow mlflow
+
+mlflow: $(MLFLOW_STAMP) ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
+
 venv: $(STAMP) ## Create .venv with every pinned dependency
 
 up: venv agents ## Render + validate both architectures, start the local RAG service and query router, ingest, ask
@@ -84,7 +90,7 @@ sanity: build ## ansible-test sanity on the built collection (offline pip bootst
 	cd $(SANITY_ROOT) && echo "/tests/output/" > .gitignore && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
 
-pytest: venv infinity agents crew beeai ## pytest: modules, rendering, services integration
+pytest: venv infinity agents crew beeai mlflow ## pytest: modules, rendering, services integration
 	$(BIN)/pytest
 
 molecule: venv ## molecule test for molecule/default (render every inventory, idempotence, verify)

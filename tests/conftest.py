@@ -10,9 +10,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.mlflow_server import MlflowServer
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -137,3 +142,18 @@ def run_module_process(
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def mlflow_server() -> Iterator[MlflowServer]:
+    """A real MLflow tracking server (SQLite backend) for the whole session, shared by every
+    suite that asks for it (tests/mlflow_server.py); skipped without .venv-mlflow."""
+    from tests.mlflow_server import MLFLOW, start_mlflow  # here: it imports this module
+
+    if not MLFLOW.exists():
+        pytest.skip("run `make mlflow` first (.venv-mlflow missing)")
+    server = start_mlflow()
+    try:
+        yield server
+    finally:
+        stop(server.proc)

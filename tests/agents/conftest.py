@@ -1,6 +1,7 @@
 """Fixtures for the agents tests, which run in .venv-agents (see test_in_agents_venv.py):
 a scripted OpenAI-compatible server over loopback, the real RAG service (embedded Qdrant,
-started from the main .venv as a subprocess), and pgserver."""
+started from the main .venv as a subprocess), pgserver and guidellm mock-server (main .venv).
+The MLflow tracking server is tests/conftest.py's mlflow_server."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ CREW_VENV = REPO / ".venv-crew"
 # venv collects only the runners (test_in_*_venv.py), which run this folder in each side venv,
 # and each side venv collects only its own suite.
 SUITES = {
-    "router": ["test_router.py", "test_a2a.py"],  # .venv-agents: LangGraph, a2a-sdk 1.x
+    "router": ["test_router.py", "test_a2a.py", "test_plumbing.py"],  # .venv-agents
     "crew": ["test_crew.py"],  # .venv-crew: CrewAI, a2a-sdk 1.x, no LangGraph
     "beeai": ["test_beeai.py"],  # .venv-beeai: beeai-framework, a2a-sdk 0.3
 }
@@ -246,3 +247,26 @@ def pg_dsn() -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def guidellm_url() -> Iterator[str]:
+    """guidellm mock-server (main .venv) as the LLM: OpenAI-compatible, replies are random
+    words (never the JSON the classifier and the judge ask for)."""
+    exe = REPO / ".venv" / "bin" / "guidellm"
+    if not exe.exists():
+        pytest.skip("the main .venv (make venv) is needed to run guidellm mock-server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    args = ["--model", "mock-llm", "--request-latency", "0.01", "--output-tokens", "16"]
+    proc = subprocess.Popen(
+        [str(exe), "mock-server", "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc, 60)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(proc)

@@ -59,9 +59,19 @@ def test_direct_route_one_span_per_node(llm: ScriptedLLM) -> None:
         "generate_response",
         "check_quality",
     ]
-    names = [s.name for s in spans.get_finished_spans()]
+    # One trace: the run's root span (ends last) and one child per node run.
+    *nodes, root = spans.get_finished_spans()
+    names = [s.name for s in nodes]
     assert names == ["router.classify_query", "router.generate_response", "router.check_quality"]
-    assert spans.get_finished_spans()[0].attributes["agents.route"] == "direct"
+    assert nodes[0].attributes["agents.route"] == "direct"
+    assert root.name == "router.run" and root.parent is None
+    assert all(s.parent is not None and s.parent.span_id == root.context.span_id for s in nodes)
+    assert {s.context.trace_id for s in nodes} == {root.context.trace_id}
+    assert state["trace_id"] == f"{root.context.trace_id:032x}"
+    assert (root.attributes["agents.route"], root.attributes["agents.quality_score"]) == (
+        "direct",
+        85,
+    )
 
 
 def test_rag_route_with_real_rag_service(llm: ScriptedLLM, rag_url: str) -> None:

@@ -417,6 +417,15 @@ def test_agents_router_calls_llama_stack(lab: Path) -> None:
     assert data["LLM_MODEL"] == stack_env["INFERENCE_MODEL"]["value"]
     assert "RAG_URL" not in data  # no rag_pipeline in the lab: the answers say "no context"
     assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == stack_env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]
+    # Each run's trace goes to the lab's MLflow: the chart's Service (fullnameOverride, port).
+    mlflow = bundle(lab, "mlflow")
+    values = mlflow.values("mlflow")
+    release_namespace = mlflow.release("mlflow")["namespace"]
+    assert data["MLFLOW_TRACKING_URI"] == (
+        f"http://{values['fullnameOverride']}.{release_namespace}.svc.cluster.local"
+        f":{values['service']['port']}"
+    )
+    assert data["MLFLOW_EXPERIMENT_NAME"] == "aistack-agents"
     deployment = agents.get("Deployment", "agents-router")
     [router] = deployment["spec"]["template"]["spec"]["containers"]
     assert "env" not in router  # Llama Stack takes no key here; nothing in plain text either

@@ -40,12 +40,13 @@ CASES = {
         {"ollama_image_tag": "latest"},
         ["ollama_image_tag must be pinned"],
     ),
-    "agents: credentials in plain config, floating tag, crew clashing with the router": (
+    "agents: plain credentials, floating tag, crew clash, MLflow store not a server": (
         {
             "agents_extra_config": {"LLM_API_KEY": "sk-plain"},
             "agents_image_tag": "latest",
             "agents_crew_name": "agents-router",
             "agents_crew_mcp_url": "ftp://mcp",
+            "agents_mlflow_tracking_uri": "sqlite:///mlflow.db",
         },
         [
             "agents_extra_config must hold no credentials (API keys and DSNs come from Secrets): "
@@ -53,6 +54,7 @@ CASES = {
             "agents_image_tag must be pinned",
             'agents_crew_name must be a DNS label other than agents_name, got "agents-router"',
             'agents_crew_mcp_url must be an http(s) URL or empty, got "ftp://mcp"',
+            "agents_mlflow_tracking_uri must be an MLflow tracking server http(s) URL or empty",
         ],
     ),
     "vault secret without value": (

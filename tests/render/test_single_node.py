@@ -377,6 +377,7 @@ def test_agents_router_wired_to_localai_and_the_rag_service(bundle: Bundle) -> N
     assert data["A2A_PORT"] == "9999" and data["A2A_HOST"] == "0.0.0.0"
     assert data["A2A_PUBLIC_URL"] == f"http://agents-router.{NAMESPACE}.{SVC}:9999/"
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in data  # no collector in this architecture
+    assert "MLFLOW_TRACKING_URI" not in data  # nor MLflow
     assert all(isinstance(v, str) for v in data.values())
 
 

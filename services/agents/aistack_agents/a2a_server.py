@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, workflow: str | None = None) ->
     Without an LLM it still serves its card, health and metrics, and every message gets a
     failed task that says how to configure one."""
     settings = settings or Settings()
-    setup_tracing()
+    setup_tracing(settings=settings)
     flow = load_workflow(workflow or settings.agent_workflow, settings)
     handler = DefaultRequestHandler(
         agent_executor=flow.executor, task_store=InMemoryTaskStore(), agent_card=flow.card

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 NO_LLM_HELP = (
@@ -51,6 +51,24 @@ class Settings(BaseSettings):
     a2a_host: str = "127.0.0.1"
     a2a_port: int = Field(9999, ge=1, le=65535)
     a2a_public_url: str | None = None  # URL in the agent card; default http://host:port/
+
+    # MLflow tracing: the run's spans go to the tracking server's OTLP ingestion (/v1/traces)
+    # in this experiment (by id, else by name, created when missing). Credentials:
+    # MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, as for the MLflow client.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment_name: str = Field("aistack-agents", min_length=1)
+    mlflow_experiment_id: str | None = None
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_http(cls, value: str | None) -> str | None:
+        # Traces travel over MLflow's HTTP API: a file or database store cannot receive them.
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "MLFLOW_TRACKING_URI must be an MLflow tracking server's http(s):// URL "
+                f"(traces are sent to its /v1/traces), not {value!r}"
+            )
+        return value or None
 
     @property
     def llm_configured(self) -> bool:

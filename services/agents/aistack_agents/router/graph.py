@@ -2,11 +2,13 @@
 
 classify_query → retrieve_context (route rag) → generate_response → check_quality, and back to
 generate_response once when the self-evaluation fails. Every node is timed (Prometheus) and
-traced (one OpenTelemetry span per node run).
+traced: one OpenTelemetry trace per run, a root span ``router.run`` (query, route, score) with
+one child span per node run.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +16,9 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from langgraph.graph import END, START, StateGraph
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
 
 from aistack_agents.llm import LLMClient, LLMError
 from aistack_agents.metrics import NODE_SECONDS, PARSE_FALLBACKS, RUNS, record_quality
@@ -27,7 +32,7 @@ from aistack_agents.router.state import (
     initial_state,
 )
 from aistack_agents.settings import Settings
-from aistack_agents.telemetry import tracer
+from aistack_agents.telemetry import trace_id_of, tracer
 
 WORKFLOW = "router"
 # Documented defaults when the LLM's output stays unparseable after the stricter retry:
@@ -244,13 +249,37 @@ class QueryRouter:
     def config(thread_id: str | None) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
 
+    def _start_run(self, span: Span, query: str, config: dict[str, Any]) -> RouterState:
+        span.set_attribute("agents.workflow", WORKFLOW)
+        span.set_attribute("agents.query", query)
+        span.set_attribute("agents.thread_id", config["configurable"]["thread_id"])
+        # MLflow shows these as the trace's request and response (JSON, its own convention).
+        span.set_attribute("mlflow.spanInputs", json.dumps({"query": query}))
+        return initial_state(query, trace_id_of(span))
+
+    @staticmethod
+    def _end_run(span: Span, state: dict[str, Any]) -> None:
+        for key in ("route", "classification", "quality_score", "quality_passed", "attempts"):
+            if state.get(key) is not None:
+                span.set_attribute(f"agents.{key}", state[key])
+        if state.get("retrieval_error"):
+            span.set_attribute("agents.retrieval_error", state["retrieval_error"])
+        span.set_attribute("agents.context_chunks", len(state.get("context") or []))
+        span.set_attribute("agents.parse_fallbacks", len(state.get("parse_fallbacks") or []))
+        outputs = {k: state.get(k) for k in ("response", "route", "quality_score")}
+        span.set_attribute("mlflow.spanOutputs", json.dumps(outputs, ensure_ascii=False))
+
     async def run(self, query: str, thread_id: str | None = None) -> RouterState:
         """One run to the end; LLMError propagates (the caller says what could not be done)."""
-        try:
-            final = await self.graph.ainvoke(initial_state(query), self.config(thread_id))
-        except LLMError:
-            RUNS.labels(WORKFLOW, "unknown", "llm_error").inc()
-            raise
+        config = self.config(thread_id)
+        with tracer().start_as_current_span(f"{WORKFLOW}.run") as span:
+            start = self._start_run(span, query, config)
+            try:
+                final = await self.graph.ainvoke(start, config)
+            except LLMError:
+                RUNS.labels(WORKFLOW, "unknown", "llm_error").inc()
+                raise
+            self._end_run(span, final)
         RUNS.labels(WORKFLOW, final["route"] or "unknown", "ok").inc()
         return final  # type: ignore[return-value]
 
@@ -258,17 +287,36 @@ class QueryRouter:
         self, query: str, thread_id: str | None = None
     ) -> AsyncIterator[tuple[str, RouterState]]:
         """(node name, state after it) as each node finishes; the last one is the result."""
-        state: dict[str, Any] = dict(initial_state(query))
+        config = self.config(thread_id)
+        span = tracer().start_span(f"{WORKFLOW}.run")
+        run_context = trace.set_span_in_context(span)
+        start = self._start_run(span, query, config)
+        state: dict[str, Any] = dict(start)
+        updates = self.graph.astream(start, config, stream_mode="updates")
         try:
-            async for chunk in self.graph.astream(
-                initial_state(query), self.config(thread_id), stream_mode="updates"
-            ):
+            while True:
+                # The run's span is current only while the graph advances: what the caller
+                # does between two updates (A2A progress events) is not part of the run.
+                token = otel_context.attach(run_context)
+                try:
+                    chunk = await anext(updates)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    otel_context.detach(token)
                 for node, update in chunk.items():
                     state.update(update or {})
                     yield node, state  # type: ignore[misc]
-        except LLMError:
-            RUNS.labels(WORKFLOW, "unknown", "llm_error").inc()
+            self._end_run(span, state)
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            if isinstance(exc, LLMError):
+                RUNS.labels(WORKFLOW, "unknown", "llm_error").inc()
             raise
+        finally:
+            await updates.aclose()
+            span.end()
         RUNS.labels(WORKFLOW, state["route"] or "unknown", "ok").inc()
 
     async def close(self) -> None:
@@ -308,4 +356,5 @@ def result_summary(state: RouterState) -> dict[str, Any]:
             {"node": f["node"], "outcome": f["outcome"], "used": f["used"]}
             for f in state["parse_fallbacks"]
         ],
+        "trace_id": state.get("trace_id"),
     }

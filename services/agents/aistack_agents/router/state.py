@@ -53,9 +53,12 @@ class RouterState(TypedDict):
     parse_fallbacks: list[ParseFallback]
     attempts: int  # generate_response runs (1 + regenerations)
     quality_reason: str
+    # The run's OpenTelemetry trace id (32 hex digits; MLflow shows it as tr-<id>), None
+    # when no tracer provider records spans.
+    trace_id: str | None
 
 
-def initial_state(query: str) -> RouterState:
+def initial_state(query: str, trace_id: str | None = None) -> RouterState:
     """A fresh run: every field set, so a reused checkpoint thread never leaks old values."""
     return RouterState(
         query=query,
@@ -70,4 +73,5 @@ def initial_state(query: str) -> RouterState:
         parse_fallbacks=[],
         attempts=0,
         quality_reason="",
+        trace_id=trace_id,
     )
