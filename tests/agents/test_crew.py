@@ -33,7 +33,7 @@ from aistack_agents.crew.verdict import DEFAULT_VERDICT, parse_verdict
 from aistack_agents.llm import LLMError
 from aistack_agents.settings import Settings
 from aistack_agents.telemetry import setup_tracing
-from tests.agents.conftest import CREW_VENV, RAG_DOCS, REPO, ScriptedLLM, ToolCall
+from tests.agents.conftest import CREW_VENV, RAG_DOCS, ScriptedLLM, ToolCall
 from tests.conftest import free_port, stop, wait_http
 
 NOTES = "- Longhorn replicates block volumes [1].\n- Time-slicing shares a GPU [2]."
@@ -347,32 +347,18 @@ def test_serve_rejects_an_unknown_or_missing_workflow() -> None:
 # -- plumbing against a real guidellm mock-server --------------------------------------------
 
 
-def test_crew_cli_against_guidellm_mock_server(rag_url: str) -> None:
+def test_crew_cli_against_guidellm_mock_server(rag_url: str, guidellm_url: str) -> None:
     """A real OpenAI-compatible server that knows nothing of the roles: the crew runs through,
     the mock's text is no verdict, so the stricter retry and then the default apply."""
-    port = free_port()
-    mock = subprocess.Popen(
-        [
-            *(str(REPO / ".venv" / "bin" / "guidellm"), "mock-server", "--host", "127.0.0.1"),
-            *("--port", str(port), "--model", "mock-llm", "--request-latency", "0.01"),
-            *("--output-tokens", "24"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc = crew_cli(
+        "crew",
+        "--topic",
+        TOPIC,
+        "--verbose",
+        LLM_URL=guidellm_url,
+        LLM_MODEL="mock-llm",
+        RAG_URL=rag_url,
     )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", mock, 60)
-        proc = crew_cli(
-            "crew",
-            "--topic",
-            TOPIC,
-            "--verbose",
-            LLM_URL=f"http://127.0.0.1:{port}/v1",
-            LLM_MODEL="mock-llm",
-            RAG_URL=rag_url,
-        )
-    finally:
-        stop(mock)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = json.loads(proc.stdout)  # stdout is the JSON result only
     assert out["report"] and out["retrieval_error"] is None
