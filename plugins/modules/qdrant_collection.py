@@ -143,6 +143,22 @@ options:
       - Each item is an alias name; a mapping or a list as an item fails the task.
     type: list
     elements: str
+  shard_number:
+    description:
+      - Shards of the collection in a distributed Qdrant cluster (the server defaults to one per
+        node at creation). Fixed at creation; a different value is an immutable difference
+        (O(recreate)).
+    type: int
+  replication_factor:
+    description:
+      - Copies of each shard on different peers of the cluster. Updated in place; Qdrant adds or
+        drops replicas of existing shards as peers allow.
+    type: int
+  write_consistency_factor:
+    description:
+      - Replicas of a shard that must apply a write before it is acknowledged; at most
+        O(replication_factor). Updated in place.
+    type: int
   recreate:
     description:
       - When an immutable setting differs, drop the collection and create it again with the
@@ -168,8 +184,10 @@ notes:
     index settings (payload indexes are accepted by it but have no effect). In that mode
     O(hnsw_config), O(optimizers_config), O(quantization_config), O(on_disk_payload),
     O(payload_indexes) and the C(on_disk) flags are ignored with a warning and never compared,
-    so the same task works against embedded Qdrant and a server.
-  - Snapshots and sharding are not managed by this module.
+    so the same task works against embedded Qdrant and a server. So are O(shard_number),
+    O(replication_factor) and O(write_consistency_factor), since embedded Qdrant is one process.
+  - Snapshots and the placement of shards on peers (moving, replicating a given shard) are not
+    managed by this module.
 seealso:
   - module: aistack.platform.document_ingest
   - name: Qdrant collections
@@ -212,6 +230,17 @@ EXAMPLES = r"""
     quantization_config: {type: scalar, quantile: 0.99, always_ram: true}
     on_disk_payload: true
 
+- name: Collection of a three-peer Qdrant cluster - 6 shards, 2 copies each, writes on both
+  aistack.platform.qdrant_collection:
+    url: http://qdrant.ai-stack.svc:6333
+    api_key: "{{ vault_qdrant_api_key }}"
+    name: documents
+    vectors:
+      dense: {size: 384, distance: Cosine}
+    shard_number: 6
+    replication_factor: 2
+    write_consistency_factor: 2
+
 - name: Change the embedding model (new dimension) - drops all points
   aistack.platform.qdrant_collection:
     url: http://localhost:6333
@@ -247,6 +276,9 @@ collection:
     on_disk_payload: true
     payload_indexes: {document_id: keyword}
     aliases: [documents-current]
+    shard_number: 1
+    replication_factor: 1
+    write_consistency_factor: 1
 points_count:
   description: Number of points in the collection (0 when it does not exist).
   returned: always
@@ -335,6 +367,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "on_disk_payload": {"type": "bool"},
     "payload_indexes": {"type": "dict"},
     "aliases": {"type": "list", "elements": "str"},
+    "shard_number": {"type": "int"},
+    "replication_factor": {"type": "int"},
+    "write_consistency_factor": {"type": "int"},
     "recreate": {"type": "bool", "default": False},
     # url, api_key (no_log), timeout, validate_certs, ca_cert, path: see the qdrant fragment.
     **copy.deepcopy(QDRANT_CONNECTION_SPEC),

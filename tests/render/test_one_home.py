@@ -31,7 +31,7 @@ SOURCES = [
     ]
     if "roles/globals/" not in p.as_posix()
 ] + [REPO / "site.yml"]
-INVENTORIES = ["local", "single-node", "catalyst-lab"]
+INVENTORIES = ["local", "single-node", "catalyst-lab", "multi-node"]
 
 
 def test_every_global_setting_has_one_default_in_the_globals_role() -> None:

@@ -11,6 +11,14 @@ import pytest
 
 from tests.render.single_node_helpers import render
 
+H100_GROUP = {
+    "name": "h100", "model": "H100-80GB", "nodes": ["n1"], "gpus_per_node": 8,
+    "sharing": "mig", "mig_profile": "1g.18gb", "time_slicing_profile": "any",
+}  # fmt: skip
+L40S_GROUP = {
+    "name": "l40s", "model": "L40S-48GB", "nodes": ["n1", "n2"], "gpus_per_node": 4,
+    "sharing": "mig", "mig_profile": "1g.10gb",
+}  # fmt: skip
 CASES = {
     "time-slicing replicas 1": (
         {"gpu_operator_time_slicing_replicas": 1},
@@ -55,6 +63,33 @@ CASES = {
             'agents_crew_name must be a DNS label other than agents_name, got "agents-router"',
             'agents_crew_mcp_url must be an http(s) URL or empty, got "ftp://mcp"',
             "agents_mlflow_tracking_uri must be an MLflow tracking server http(s) URL or empty",
+        ],
+    ),
+    "GPU node groups: MIG with time-slicing, unknown MIG profile, MIG on L40S, a shared node": (
+        {"aistack_gpu_node_groups": [H100_GROUP, L40S_GROUP]},
+        [
+            "Invalid GPU node groups: node group h100: MIG (mig_profile 1g.18gb) and time-slicing "
+            "(time_slicing_profile any) on the same GPUs; choose one sharing per node group",
+            "node group h100: MIG profile '1g.18gb' is unknown for H100-80GB (known: 1g.10gb, "
+            "1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb)",
+            "node group l40s: node n1 is also in node group h100",
+            "node group l40s: L40S-48GB does not support MIG",
+        ],
+    ),
+    "kserve: MIG slice with tensor parallelism, no MIG group, shared cache": (
+        {
+            "aistack_components": {"kserve": True},
+            "kserve_mig_profile": "3g.40gb",
+            "kserve_gpu_count": 2,
+            "kserve_autoscaler_class": "hpa",
+            "kserve_min_replicas": 1,
+            "kserve_max_replicas": 4,
+        },
+        [
+            "more than one replica (4) needs kserve_model_cache_access_mode ReadWriteMany",
+            "kserve_mig_profile 3g.40gb with kserve_gpu_count 2: a CUDA process sees one MIG "
+            "device, so tensor parallelism across MIG slices is not possible",
+            "kserve_mig_profile 3g.40gb: no node group is partitioned into it",
         ],
     ),
     "vault secret without value": (

@@ -90,6 +90,10 @@ def actual_state(info: Any, aliases: list[str]) -> dict[str, Any]:
             key: _enum(index.data_type) for key, index in (info.payload_schema or {}).items()
         },
         "aliases": sorted(aliases),
+        # A server reports these (its defaults included); embedded Qdrant reports None.
+        "shard_number": params.shard_number,
+        "replication_factor": params.replication_factor,
+        "write_consistency_factor": params.write_consistency_factor,
     }
 
 

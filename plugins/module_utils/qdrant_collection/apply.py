@@ -116,6 +116,9 @@ def create_kwargs(desired: dict[str, Any]) -> dict[str, Any]:
         kwargs["quantization_config"] = quantization_model(quant)
     if "on_disk_payload" in desired:
         kwargs["on_disk_payload"] = desired["on_disk_payload"]
+    for key in ("shard_number", "replication_factor", "write_consistency_factor"):
+        if key in desired:
+            kwargs[key] = desired[key]
     return kwargs
 
 
@@ -168,10 +171,14 @@ def update_kwargs(
         kwargs["optimizers_config"] = models.OptimizersConfigDiff(**desired["optimizers_config"])
     if "quantization_config" in sections:
         kwargs["quantization_config"] = quantization_model(desired["quantization_config"])
-    if "on_disk_payload" in sections:
-        kwargs["collection_params"] = models.CollectionParamsDiff(
-            on_disk_payload=desired["on_disk_payload"]
-        )
+    # One CollectionParamsDiff carries every collection parameter that differs.
+    params = {
+        key: desired[key]
+        for key in ("on_disk_payload", "replication_factor", "write_consistency_factor")
+        if key in sections
+    }
+    if params:
+        kwargs["collection_params"] = models.CollectionParamsDiff(**params)
     return kwargs
 
 

@@ -33,8 +33,12 @@ OPTIMIZER_KEYS = (
     "flush_interval_sec",
     "max_optimization_threads",
 )
+# Distributed mode (a Qdrant cluster): shards per collection, copies per shard, and copies a
+# write must reach. The shard number is fixed at creation; the other two can be updated.
+SHARDING_KEYS = ("shard_number", "replication_factor", "write_consistency_factor")
 # Settings that embedded Qdrant accepts but neither keeps nor applies.
 EMBEDDED_IGNORED = (
+    *SHARDING_KEYS,
     "hnsw_config",
     "optimizers_config",
     "quantization_config",

@@ -116,6 +116,21 @@ def compare_collection_params(desired: dict[str, Any], actual: dict[str, Any]) -
     return mutable
 
 
+def compare_sharding(desired: dict[str, Any], actual: dict[str, Any]) -> tuple[Immutable, Mutable]:
+    """O(shard_number) is fixed at creation; O(replication_factor) and
+    O(write_consistency_factor) are collection parameters a server updates in place."""
+    immutable: Immutable = []
+    mutable: Mutable = []
+    for key in ("shard_number", "replication_factor", "write_consistency_factor"):
+        if key not in desired or actual.get(key) == desired[key]:
+            continue
+        if key == "shard_number":
+            immutable.append(f"shard_number ({_fmt(actual.get(key))} -> {desired[key]})")
+        else:
+            mutable.append((key, f"{key}: {_fmt(actual.get(key))} -> {desired[key]}"))
+    return immutable, mutable
+
+
 def compare(desired: dict[str, Any], actual: dict[str, Any]) -> tuple[Immutable, Mutable]:
     """Differences between desired (given settings only) and actual.
 
@@ -137,7 +152,8 @@ def compare(desired: dict[str, Any], actual: dict[str, Any]) -> tuple[Immutable,
             desired["quantization_config"], actual["quantization_config"]
         )
     mutable += compare_collection_params(desired, actual)
-    return immutable, mutable
+    fixed, changeable = compare_sharding(desired, actual)
+    return immutable + fixed, mutable + changeable
 
 
 def empty_state() -> dict[str, Any]:
@@ -151,6 +167,9 @@ def empty_state() -> dict[str, Any]:
         "on_disk_payload": None,
         "payload_indexes": {},
         "aliases": [],
+        "shard_number": None,
+        "replication_factor": None,
+        "write_consistency_factor": None,
     }
 
 
@@ -183,4 +202,7 @@ def predict(desired: dict[str, Any], actual: dict[str, Any] | None) -> dict[str,
         after["payload_indexes"] = {**after["payload_indexes"], **desired["payload_indexes"]}
     if "aliases" in desired:
         after["aliases"] = list(desired["aliases"])
+    for key in ("shard_number", "replication_factor", "write_consistency_factor"):
+        if key in desired:
+            after[key] = desired[key]
     return after

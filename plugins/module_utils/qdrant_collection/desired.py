@@ -18,6 +18,7 @@ from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection
     EMBEDDED_IGNORED,
     MODIFIERS,
     PAYLOAD_SCHEMAS,
+    SHARDING_KEYS,
     UNNAMED,
     ConfigError,
 )
@@ -182,6 +183,20 @@ def check_alias_elements(raw: Any) -> None:
             )
 
 
+def desired_sharding(params: dict[str, Any]) -> dict[str, int]:
+    """O(shard_number), O(replication_factor), O(write_consistency_factor) as given; a write
+    cannot wait for more copies than a shard has."""
+    given = {
+        key: _positive_int(params[key], key) for key in SHARDING_KEYS if params.get(key) is not None
+    }
+    factor, consistency = given.get("replication_factor"), given.get("write_consistency_factor")
+    if factor is not None and consistency is not None and consistency > factor:
+        raise ConfigError(
+            f"write_consistency_factor ({consistency}) cannot exceed replication_factor ({factor})"
+        )
+    return given
+
+
 def desired_state(params: dict[str, Any]) -> dict[str, Any]:
     """Normalised desired configuration: only the settings the task specifies."""
     sections: dict[str, Any] = {
@@ -195,6 +210,7 @@ def desired_state(params: dict[str, Any]) -> dict[str, Any]:
     }
     if params.get("aliases") is not None:
         sections["aliases"] = sorted(set(params["aliases"]))
+    sections.update(desired_sharding(params))
     return {key: value for key, value in sections.items() if value is not None}
 
 

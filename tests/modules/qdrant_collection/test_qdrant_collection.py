@@ -13,6 +13,7 @@ CLI (``run_module``): this file imports neither ``ansible.module_utils.basic`` n
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,9 @@ def module_params(params: dict[str, Any]) -> dict[str, Any]:
         "on_disk_payload",
         "payload_indexes",
         "aliases",
+        "shard_number",
+        "replication_factor",
+        "write_consistency_factor",
     ):
         defaults[key] = None
     return {**defaults, **params}
@@ -137,6 +141,10 @@ class FakeServer:
                     vectors=kw.get("vectors_config"),
                     sparse_vectors=kw.get("sparse_vectors_config"),
                     on_disk_payload=kw.get("on_disk_payload", True),
+                    # a server's defaults: one shard (one peer), one copy, one write
+                    shard_number=kw.get("shard_number", 1),
+                    replication_factor=kw.get("replication_factor", 1),
+                    write_consistency_factor=kw.get("write_consistency_factor", 1),
                 ),
                 hnsw_config=models.HnswConfig(**hnsw),
                 optimizer_config=models.OptimizersConfig(**opt),
@@ -160,7 +168,8 @@ class FakeServer:
             quant = kw["quantization_config"]
             config.quantization_config = None if quant == models.Disabled.DISABLED else quant
         if kw.get("collection_params"):
-            config.params.on_disk_payload = kw["collection_params"].on_disk_payload
+            for key, value in kw["collection_params"].model_dump(exclude_none=True).items():
+                setattr(config.params, key, value)
         for vname, diff in (kw.get("vectors_config") or {}).items():
             vectors = config.params.vectors
             target = vectors if isinstance(vectors, models.VectorParams) else vectors[vname]
@@ -631,6 +640,58 @@ def test_server_recreate_and_delete() -> None:
     assert again["changed"] is False and "diff" not in again
 
 
+def test_server_sharding_is_set_at_creation_and_replication_updated_in_place() -> None:
+    server = FakeServer()
+    spec = {"name": "docs", **RAG_LAYOUT, "shard_number": 6, "replication_factor": 2}
+    created = run(spec, server)
+    params = server.infos["docs"].config.params
+    assert (params.shard_number, params.replication_factor) == (6, 2)
+    assert created["collection"]["write_consistency_factor"] == 1  # the server's default
+    assert run(spec, server)["changed"] is False
+
+    # Replication and write consistency: one collection_params update, points kept.
+    server.calls.clear()
+    spec.update(replication_factor=3, write_consistency_factor=2)
+    checked = run(spec, server, check_mode=True)
+    assert checked["collection"]["replication_factor"] == 3 and server.calls == []
+    updated = run(spec, server)
+    assert updated["changes"] == [
+        "replication_factor: 2 -> 3",
+        "write_consistency_factor: 1 -> 2",
+    ]
+    assert server.calls == ["update_collection:collection_params"]
+    params = server.infos["docs"].config.params
+    assert (params.shard_number, params.replication_factor, params.write_consistency_factor) == (
+        6, 3, 2
+    )  # fmt: skip
+    assert updated["diff"]["before"]["replication_factor"] == 2
+    assert run(spec, server)["changed"] is False
+
+    # The shard number is fixed at creation: refused without recreate, recreated with it.
+    server.calls.clear()
+    with pytest.raises(CollectionError, match=r"shard_number \(6 -> 3\)"):
+        run({**spec, "shard_number": 3}, server)
+    assert server.calls == []
+    recreated = run({**spec, "shard_number": 3, "recreate": True}, server)
+    assert recreated["changes"] == ["recreate: shard_number (6 -> 3)"]
+    assert server.infos["docs"].config.params.shard_number == 3
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"replication_factor": 2, "write_consistency_factor": 3},
+            "write_consistency_factor (3) cannot exceed replication_factor (2)",
+        ),
+        ({"shard_number": 0}, "shard_number must be a positive integer, got 0"),
+    ],
+)
+def test_sharding_options_are_checked(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        qc_desired.desired_state({"vectors": {"size": 4}, **params})
+
+
 # --------------------------------------------------------------------------- integration: embedded
 
 
@@ -744,11 +805,23 @@ def test_embedded_warns_about_ignored_settings(call: Any, tmp_path: Path) -> Non
         "hnsw_config": {"m": 48},
         "payload_indexes": {"document_id": "keyword"},
         "quantization_config": {"type": "scalar"},
+        # one process: no shards to spread, no peers to replicate to
+        "shard_number": 3,
+        "write_consistency_factor": 2,
+        "replication_factor": 2,
     }
     first = call(args)
-    assert first["ignored"] == ["hnsw_config", "quantization_config", "payload_indexes"]
-    assert "does not keep hnsw_config, quantization_config, payload_indexes" in json.dumps(
-        first["warnings"]
+    assert first["ignored"] == [
+        "shard_number",
+        "replication_factor",
+        "write_consistency_factor",
+        "hnsw_config",
+        "quantization_config",
+        "payload_indexes",
+    ]
+    assert (
+        "does not keep shard_number, replication_factor, write_consistency_factor, hnsw_config"
+        in json.dumps(first["warnings"])
     )
     assert call(args)["changed"] is False
 
