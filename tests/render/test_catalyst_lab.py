@@ -782,6 +782,6 @@ def test_invalid_settings_fail_before_rendering(
 
 def test_llm_benchmark_job_sends_no_localai_key_to_the_gateway(lab: Path) -> None:
     # The lab benchmarks the llm-d gateway (aistack_llm_base_url), not LocalAI: no key.
-    (job,) = bundle(lab, "llm_benchmark").of_kind("Job")
+    job = bundle(lab, "llm_benchmark").get("Job")
     (bench,) = job["spec"]["template"]["spec"]["containers"]
     assert "LLM_API_KEY" not in {e["name"] for e in bench.get("env", [])}
