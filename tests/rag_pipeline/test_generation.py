@@ -190,3 +190,20 @@ def test_stream_broken_midway_ends_with_the_extractive_answer(
     assert done["answer_mode"] == "extractive" and done["fallback_reason"] == "llm_error"
     assert done["answer"] and done["answer"] != PARTIAL and "[1]" in done["answer"]
     assert done["generation_error"] == events[2][1]["generation_error"]
+
+
+def test_a_streamed_query_is_timed_to_its_last_byte(
+    make_client: Callable[..., TestClient], bad_llm_url: str
+) -> None:
+    """The answer's headers come at once, its last event after the LLM deadline: the request's
+    duration (histogram and log) covers the whole stream."""
+    client = make_client(llm_url=bad_llm_url, llm_model="trickle", llm_timeout_s=DEADLINE_S)
+    client.post("/ingest", json=DOC).raise_for_status()
+    with client.stream("POST", "/query", json={"query": "share a GPU?", "stream": True}) as r:
+        assert r.status_code == 200
+        body = r.read().decode()
+    assert '"fallback_reason": "deadline"' in body
+    metrics = client.get("/metrics").text
+    match = re.search(r'rag_http_request_duration_seconds_sum\{route="/query"\} (\S+)', metrics)
+    assert match is not None, metrics
+    assert float(match.group(1)) >= DEADLINE_S

@@ -22,7 +22,7 @@ from tests.conftest import REPO as ROOT
 
 SERVER_LAYOUT = {
     "vectors": {"dense": {"size": 384, "distance": "Cosine"}},
-    "sparse_vectors": {"bm25": {"modifier": "idf"}},
+    "sparse_vectors": {"bm25-unicode-v2": {"modifier": "idf"}},
     "payload_indexes": {
         "document_id": "keyword",
         "content_hash": "keyword",
@@ -54,6 +54,7 @@ def test_layout_route_needs_auth_and_describes_the_layout(
         "embedding_model": "all-MiniLM-L6-v2",
         "dimension": 384,
         "vector_store": "qdrant",
+        "sparse_tokenizer": "unicode-v2",
         "vectors": SERVER_LAYOUT["vectors"],
         "sparse_vectors": SERVER_LAYOUT["sparse_vectors"],
     }  # embedded Qdrant: no payload indexes
@@ -78,10 +79,10 @@ def test_layout_is_what_the_store_creates(make_pipeline: Callable[..., Pipeline]
 @pytest.mark.parametrize(
     ("vectors", "sparse", "problem"),
     [
-        ({"dense": (384, "Dot")}, {"bm25": "idf"}, "compares 'dense' vectors by Dot"),
-        ({"other": (384, "Cosine")}, {"bm25": "idf"}, "has no 'dense' named vector"),
-        ({"dense": (384, "Cosine")}, {}, "has no 'bm25' sparse vector"),
-        ({"dense": (384, "Cosine")}, {"bm25": None}, "sparse vector with modifier none"),
+        ({"dense": (384, "Dot")}, {SPARSE: "idf"}, "compares 'dense' vectors by Dot"),
+        ({"other": (384, "Cosine")}, {SPARSE: "idf"}, "has no 'dense' named vector"),
+        ({"dense": (384, "Cosine")}, {}, f"has no {SPARSE!r} sparse vector"),
+        ({"dense": (384, "Cosine")}, {SPARSE: None}, "sparse vector with modifier none"),
     ],
 )
 def test_other_layouts_are_refused_naming_the_layout(
@@ -131,7 +132,7 @@ def test_cli_layout_prints_json_without_opening_the_store(tmp_path: Path) -> Non
     layout = json.loads(proc.stdout)
     assert layout["dimension"] == 384
     assert layout["vectors"] == {"dense": {"size": 384, "distance": "Cosine"}}
-    assert layout["sparse_vectors"] == {"bm25": {"modifier": "idf"}}
+    assert layout["sparse_vectors"] == {"bm25-unicode-v2": {"modifier": "idf"}}
     assert "payload_indexes" not in layout  # embedded Qdrant
     assert not store.exists()  # the store was never opened
 

@@ -139,6 +139,7 @@ def single_node_variant() -> Bundle:
         "aistack_image_registry": "mirror.example:5000",
         "aistack_ingress_cluster_issuer": "lab-ca",
         "localai_chart": "oci://mirror.example:5000/charts/local-ai",
+        "rag_pipeline_service_monitor_enabled": True,
         "aistack_components": {"gpu_operator": False, "longhorn": False, "ingress_nginx": False},
     }
     proc = render(build_root, "-e", yaml.safe_dump(extra, default_flow_style=True))

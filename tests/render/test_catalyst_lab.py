@@ -842,3 +842,10 @@ def test_invalid_settings_fail_before_rendering(
         assert message in str(failure.value)
     # Preflight validates every enabled component first: not even the platform is rendered.
     assert list(tmp_path.iterdir()) == [], f"{component} ({layer} layer)"
+
+
+def test_llm_benchmark_job_sends_no_localai_key_to_the_gateway(lab: Path) -> None:
+    # The lab benchmarks the llm-d gateway (aistack_llm_base_url), not LocalAI: no key.
+    job = bundle(lab, "llm_benchmark").get("Job")
+    (bench,) = job["spec"]["template"]["spec"]["containers"]
+    assert "LLM_API_KEY" not in {e["name"] for e in bench.get("env", [])}

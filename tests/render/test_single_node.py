@@ -317,6 +317,7 @@ def test_rag_pipeline_config(bundle: Bundle) -> None:
     assert data["VECTOR_STORE"] == "qdrant"
     assert data["COLLECTION_NAME"] == "documents"
     assert data["LLM_TIMEOUT_S"] == "60"  # one deadline per LLM call
+    assert data["METRICS_PUBLIC"] == "false"  # Prometheus sends the API key
     assert all(isinstance(v, str) for v in data.values())
     models = bundle.values["localai"]["modelsConfigs"]
     assert data["LLM_MODEL"] in models and data["EMBEDDING_MODEL"] in models
@@ -719,6 +720,19 @@ def test_charts_are_pinned_with_a_source(bundle: Bundle) -> None:
         assert release["repo_url"].startswith("https://"), release
 
 
+def test_llm_benchmark_job_sends_localai_api_key(bundle: Bundle) -> None:
+    # LocalAI answers 401 without its key: the Job reads it from LocalAI's own Secret.
+    (job,) = [o for o in bundle.objects["llm_benchmark"] if o["kind"] == "Job"]
+    bench = container(job, "benchmark")
+    ref = env_map(bench)["LLM_API_KEY"]["secretKeyRef"]
+    secret_env = bundle.values["localai"]["deployment"]["secretEnv"]
+    (localai_key,) = [e for e in secret_env if e["name"] == "LOCALAI_API_KEY"]
+    localai_ref = localai_key["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == (localai_ref["name"], localai_ref["key"])
+    assert ref["optional"] is True  # LocalAI may run without a key
+    assert "--set api_key=$LLM_API_KEY" in bench["args"][0]
+
+
 def test_no_secret_values_are_rendered(bundle: Bundle) -> None:
     assert not bundle.of_kind("Secret")
     text = "\n".join(p.read_text() for p in bundle.root.rglob("*.yaml"))
@@ -731,6 +745,23 @@ def test_no_secret_values_are_rendered(bundle: Bundle) -> None:
 @pytest.fixture(scope="module")
 def variant() -> Bundle:
     return single_node_variant()
+
+
+def test_rag_pipeline_service_monitor(bundle: Bundle, variant: Bundle) -> None:
+    # No Prometheus operator in single-node (no CRD): none by default; the variant turns it on.
+    assert not bundle.of_kind("ServiceMonitor")
+    service = variant.get("Service", "rag-pipeline", "rag_pipeline")
+    monitor = variant.get("ServiceMonitor", "rag-pipeline", "rag_pipeline")
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    # /metrics needs the API key (METRICS_PUBLIC false): the scrape sends the service's own.
+    deployment = variant.get("Deployment", "rag-pipeline", "rag_pipeline")
+    api_key = env_map(container(deployment, "rag-pipeline"))["API_KEY"]["secretKeyRef"]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": api_key}
 
 
 def test_registry_mirror_applies_to_every_image(variant: Bundle) -> None:

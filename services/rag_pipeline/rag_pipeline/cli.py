@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from rag_pipeline.logging_setup import uvicorn_log_config
+
+    # Every line on stderr is JSON: uvicorn's start-up, error and access logs too.
+    logs = {"log_level": args.log_level, "log_config": uvicorn_log_config(args.log_level)}
     if args.workers > 1:
         uvicorn.run(
             "rag_pipeline.main:create_app",
@@ -62,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            log_level=args.log_level,
+            **logs,  # type: ignore[arg-type]
         )
     else:
         from rag_pipeline.main import create_app
 
-        uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(create_app(), host=args.host, port=args.port, **logs)  # type: ignore[arg-type]
     return 0
 
 

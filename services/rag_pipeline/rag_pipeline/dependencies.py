@@ -34,4 +34,13 @@ def require_api_key(
         )
 
 
+def require_metrics_access(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """/metrics: open with METRICS_PUBLIC=true, else the API key as everywhere."""
+    if not request.app.state.pipeline.settings.metrics_public:
+        require_api_key(request, credentials)
+
+
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

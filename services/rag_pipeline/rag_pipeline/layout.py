@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rag_pipeline.sparse import LEGACY_TOKENIZER, TOKENIZER
+
 if TYPE_CHECKING:
     from rag_pipeline.settings import Settings
 
 DENSE = "dense"
-SPARSE = "bm25"
+# The sparse vector's name records the BM25 tokenizer that filled it (the one home of that
+# fact for Qdrant, so a collection made by a playbook from this layout carries it too; pgvector
+# keeps it in its registry table). Term ids of another tokenizer never match ours, so a
+# collection indexed with another tokenizer is refused for writes and sparse queries (409,
+# re-index it) instead of silently missing matches.
+SPARSE = f"bm25-{TOKENIZER}"
+# The sparse vector name of each tokenizer a collection may have been indexed with.
+SPARSE_TOKENIZERS = {SPARSE: TOKENIZER, "bm25": LEGACY_TOKENIZER}
 DISTANCE = "Cosine"
 SPARSE_MODIFIER = "idf"
 # The version a chunk belongs to, and the payload key of the one point per document (no
@@ -57,5 +66,6 @@ def describe_layout(settings: Settings, dimension: int) -> dict[str, Any]:
         "embedding_model": settings.model_name,
         "dimension": dimension,
         "vector_store": settings.vector_store,
+        "sparse_tokenizer": TOKENIZER,
         **collection_layout(dimension, server=is_server(settings)),
     }

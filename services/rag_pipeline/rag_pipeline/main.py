@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -19,6 +17,7 @@ from rag_pipeline.body_limit import BodyLimitMiddleware
 from rag_pipeline.dependencies import require_api_key
 from rag_pipeline.embeddings import Embedder, EmbedderError
 from rag_pipeline.logging_setup import configure_logging
+from rag_pipeline.observe import ObserveMiddleware, get_tracer, setup_tracing
 from rag_pipeline.pipeline import InvalidInputError, Pipeline
 from rag_pipeline.routers import collections, documents, health, ingest, layout, query
 from rag_pipeline.settings import Settings
@@ -88,6 +87,8 @@ def create_app(
             extra={"store": pipeline.store.kind, "strategy": settings.embedding_strategy},
         )
         yield
+        if provider is not None:
+            provider.shutdown()  # exports the spans still queued
         if owns_pipeline:
             pipeline.close()
 
@@ -98,6 +99,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.pipeline = pipeline
+    provider = setup_tracing(app)
+    pipeline.tracer = get_tracer(provider)
     auth = [Depends(require_api_key)]
     app.include_router(health.router)
     for module in (ingest, query, documents, collections, layout):
@@ -136,33 +139,6 @@ def create_app(
     # Added before observe, so it runs inside it: a 413 is logged and counted like any answer.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        t0 = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["x-request-id"] = request_id
-            return response
-        finally:
-            elapsed = time.perf_counter() - t0
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            pipeline.metrics.requests.labels(request.method, path, str(status)).inc()
-            pipeline.metrics.request_latency.labels(path).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
-
+    # Outermost: logs and counts every answer (a 413 too) until its last byte is sent.
+    app.add_middleware(ObserveMiddleware, metrics=pipeline.metrics)
     return app

@@ -213,7 +213,7 @@ class QueryRequest(BaseModel):
     top_n: int = Field(3, ge=1, le=1000, description="Sources kept after re-ranking")
     generate: bool = True
     stream: bool = Field(False, description="Answer as server-sent events")
-    strategy: Literal["dense", "sparse", "hybrid", "legacy"] | None = Field(
+    strategy: Literal["dense", "sparse", "hybrid"] | None = Field(
         None, description="Override EMBEDDING_STRATEGY for this query"
     )
     reranker: Literal["none", "overlap", "remote"] | None = Field(
@@ -313,6 +313,10 @@ class CollectionLayout(BaseModel):
     embedding_model: str = Field(description="EMBEDDING_MODEL, or the local model's folder")
     dimension: int = Field(description="Dense vector size the embedding model produces")
     vector_store: Literal["qdrant", "pgvector"]
+    sparse_tokenizer: str = Field(
+        description="The BM25 tokenizer (and version) that fills the sparse vector; its name "
+        "is part of the sparse vector's name"
+    )
     vectors: dict[str, DenseVectorLayout]
     sparse_vectors: dict[str, SparseVectorLayout]
     payload_indexes: dict[str, Literal["keyword"]] | None = Field(

@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from typing import Any, Literal, NamedTuple
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
 from rag_pipeline.chunking import chunk_words
 from rag_pipeline.documents import content_hash, new_version_id, point_id, text_hash
 from rag_pipeline.embeddings import Embedder, EmbedderError, make_embedder
@@ -53,17 +56,20 @@ class InvalidInputError(ValueError):
 
 
 class Timer:
-    """Collects per-stage wall time in milliseconds."""
+    """Collects per-stage wall time in milliseconds; each stage is also a span (``rag.<stage>``,
+    a child of the current span: the request's, when tracing is on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracer: trace.Tracer | None = None) -> None:
         self.start = time.perf_counter()
         self.stages: dict[str, float] = {}
+        self.tracer = tracer or trace.get_tracer("rag_pipeline")
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         try:
-            yield
+            with self.tracer.start_as_current_span(f"rag.{name}"):
+                yield
         finally:
             self.stages[name] = self.stages.get(name, 0.0) + (time.perf_counter() - t0) * 1000
 
@@ -98,6 +104,8 @@ class Pipeline:
         self._embedder = embedder
         self.metrics = metrics or Metrics()
         self.bm25 = BM25Encoder(settings.bm25_k1, settings.bm25_b, settings.bm25_avgdl)
+        # Stage spans (create_app sets the app's tracer; a no-op without tracing).
+        self.tracer: trace.Tracer = trace.get_tracer("rag_pipeline")
         self._generator: Generator | None = None
         # One loader at a time for the lazy components (two first requests, or /ready's
         # background load and a query, must not build two).
@@ -265,7 +273,7 @@ class Pipeline:
         version replaces the old one in one step (queries never see a mix or a part, even
         across a crash), and writers of one document take turns: the last one wins."""
         name = self._collection(collection)
-        timer = Timer()
+        timer = Timer(self.tracer)
         s = self.settings
         with timer.stage("chunk"):
             prepared: list[tuple[str, str, str, DocumentIn, list[str]]] = []
@@ -485,7 +493,7 @@ class Pipeline:
         return _Answer(answer, "generated", None, None)
 
     def query(self, request: QueryRequest) -> QueryResponse:
-        timer = Timer()
+        timer = Timer(self.tracer)
         sources = self._sources(self.retrieve(request, timer))
         result = _Answer("", "none", None, None)
         if request.generate and sources:
@@ -509,41 +517,47 @@ class Pipeline:
 
         Retrieval runs before the first event so that errors (404, 503) still map to status codes.
         """
-        timer = Timer()
+        timer = Timer(self.tracer)
         sources = self._sources(self.retrieve(request, timer))
+        parent = otel_context.get_current()
 
         def events() -> Iterator[str]:
             yield _sse("sources", [s.model_dump() for s in sources])
-            result = _Answer("", "none", None, None)
-            t0 = time.perf_counter()
-            generator = self.generator if request.generate and sources else None
-            if request.generate and sources and generator is None:
-                result = _Answer(
-                    extractive_answer(request.query, sources), "extractive", None, "no_llm"
-                )
-                yield _sse("token", {"text": result.answer})
-            elif generator is not None:
-                parts: list[str] = []
-                try:
-                    # closing(): a client that goes away cancels the LLM request.
-                    with closing(generator.stream(request.query, sources)) as pieces:
-                        for piece in pieces:
-                            parts.append(piece)
-                            yield _sse("token", {"text": piece})
-                    if not "".join(parts).strip():
-                        raise GenerationError(
-                            f"LLM at {generator.base_url} answered nothing", "empty_answer"
-                        )
-                    result = _Answer("".join(parts), "generated", None, None)
-                except GenerationError as exc:
-                    # Same answer as the JSON path; tokens already sent are superseded by
-                    # the answer in `done`.
-                    result = self._fallback(request.query, sources, exc, t0)
-                    yield _sse(
-                        "error",
-                        {"generation_error": result.error, "fallback_reason": result.reason},
+            # Not a current span: the generator resumes in other threads (contexts).
+            span = self.tracer.start_span("rag.generate", context=parent)
+            try:
+                result = _Answer("", "none", None, None)
+                t0 = time.perf_counter()
+                generator = self.generator if request.generate and sources else None
+                if request.generate and sources and generator is None:
+                    result = _Answer(
+                        extractive_answer(request.query, sources), "extractive", None, "no_llm"
                     )
-            timer.stages["generate"] = (time.perf_counter() - t0) * 1000
+                    yield _sse("token", {"text": result.answer})
+                elif generator is not None:
+                    parts: list[str] = []
+                    try:
+                        # closing(): a client that goes away cancels the LLM request.
+                        with closing(generator.stream(request.query, sources)) as pieces:
+                            for piece in pieces:
+                                parts.append(piece)
+                                yield _sse("token", {"text": piece})
+                        if not "".join(parts).strip():
+                            raise GenerationError(
+                                f"LLM at {generator.base_url} answered nothing", "empty_answer"
+                            )
+                        result = _Answer("".join(parts), "generated", None, None)
+                    except GenerationError as exc:
+                        # Same answer as the JSON path; tokens already sent are superseded by
+                        # the answer in `done`.
+                        result = self._fallback(request.query, sources, exc, t0)
+                        yield _sse(
+                            "error",
+                            {"generation_error": result.error, "fallback_reason": result.reason},
+                        )
+                timer.stages["generate"] = (time.perf_counter() - t0) * 1000
+            finally:
+                span.end()
             latency = timer.done()
             self.metrics.observe_stages("query", latency)
             yield _sse(

@@ -7,7 +7,7 @@ import logging
 import httpx
 
 from rag_pipeline.retrieval import Candidate
-from rag_pipeline.sparse import TOKEN_RE
+from rag_pipeline.sparse import words
 
 log = logging.getLogger("rag_pipeline.rerank")
 
@@ -26,13 +26,15 @@ def _retrieval_scores(candidates: list[Candidate]) -> list[float]:
 def overlap_rerank(
     query: str, candidates: list[Candidate], vector_weight: float = 0.6
 ) -> list[tuple[Candidate, float]]:
-    """Baseline two-signal score: w * retrieval score + (1 - w) * Jaccard token overlap."""
+    """Baseline two-signal score: w * retrieval score (scaled to [0, 1] over the candidates) +
+    (1 - w) * Jaccard overlap of the query's and the chunk's word sets (the BM25 tokenizer's
+    words, stop words kept)."""
     if not candidates:
         return []
-    q = set(TOKEN_RE.findall(query.lower()))
+    q = set(words(query))
     scored = []
     for cand, vec in zip(candidates, _retrieval_scores(candidates), strict=True):
-        t = set(TOKEN_RE.findall(str(cand.payload.get("text", "")).lower()))
+        t = set(words(str(cand.payload.get("text", ""))))
         jaccard = len(q & t) / len(q | t) if q | t else 0.0
         scored.append((cand, vector_weight * vec + (1 - vector_weight) * jaccard))
     return sorted(scored, key=lambda x: x[1], reverse=True)

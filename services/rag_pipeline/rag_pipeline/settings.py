@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     max_metadata_depth: int = Field(16, ge=1, le=METADATA_DEPTH_CAP)
 
     # Retrieval.
-    embedding_strategy: Literal["dense", "sparse", "hybrid", "legacy"] = "hybrid"
+    # The seed's "legacy" recipe (hashed TF-IDF added into the dense vector) was removed: it
+    # measured below plain dense retrieval on CISI (issue #14).
+    embedding_strategy: Literal["dense", "sparse", "hybrid"] = "hybrid"
     hybrid_fusion: Literal["zscore", "minmax", "rrf"] = "zscore"
     dense_weight: float = Field(0.65, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)
@@ -107,6 +109,8 @@ class Settings(BaseSettings):
 
     # Service.
     api_key: str | None = None
+    # /metrics without the API key (Prometheus scrapes it; the metrics hold no document data).
+    metrics_public: bool = False
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_pipeline import __version__
-from rag_pipeline.dependencies import require_api_key
+from rag_pipeline.dependencies import require_metrics_access
 from rag_pipeline.models import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -40,7 +40,7 @@ async def ready(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", dependencies=[Depends(require_api_key)], include_in_schema=False)
+@router.get("/metrics", dependencies=[Depends(require_metrics_access)], include_in_schema=False)
 def metrics(request: Request) -> Response:
     registry = request.app.state.pipeline.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

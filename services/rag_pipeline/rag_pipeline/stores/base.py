@@ -39,6 +39,23 @@ def mismatch(name: str, problem: str, layout: dict[str, Any]) -> CollectionMisma
     )
 
 
+def tokenizer_mismatch(
+    name: str, tokenizer: str, layout: dict[str, Any]
+) -> CollectionMismatchError:
+    """The error for collection ``name`` indexed with another BM25 tokenizer than ours."""
+    from rag_pipeline.sparse import LEGACY_TOKENIZER, TOKENIZER
+
+    since = " (rag_pipeline 0.2.0 and earlier)" if tokenizer == LEGACY_TOKENIZER else ""
+    return CollectionMismatchError(
+        f"collection {name!r} was indexed with the BM25 tokenizer {tokenizer}{since}, but this "
+        f"service tokenizes with {TOKENIZER}: its sparse terms would not match new documents "
+        "or queries. Re-index it: delete the collection and ingest its documents again (or "
+        "ingest them into a new collection). Until then dense queries (strategy: dense), "
+        "listing and deleting documents still work.",
+        layout,
+    )
+
+
 def size_mismatch(vector: str, size: int, dimension: int) -> str:
     return (
         f"stores {vector!r} vectors of size {size}, but the embedding model produces "

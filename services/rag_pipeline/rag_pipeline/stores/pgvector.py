@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from rag_pipeline.layout import collection_layout
-from rag_pipeline.sparse import SparseVector
+from rag_pipeline.sparse import LEGACY_TOKENIZER, TOKENIZER, SparseVector
 from rag_pipeline.stores.base import (
     ChunkPoint,
     CollectionNotFoundError,
@@ -37,6 +37,7 @@ from rag_pipeline.stores.base import (
     VectorStore,
     mismatch,
     summarise,
+    tokenizer_mismatch,
 )
 
 _REGISTRY = "rag_collections"
@@ -121,6 +122,13 @@ class PgVectorStore(VectorStore):
                     "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, dimension int NOT NULL)"
                 ).format(sql.Identifier(_REGISTRY))
             )
+            # The BM25 tokenizer that filled each collection's terms table; NULL: a collection
+            # made before the column existed (rag_pipeline 0.2.0 and earlier), LEGACY_TOKENIZER.
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS sparse_tokenizer text").format(
+                    sql.Identifier(_REGISTRY)
+                )
+            )
             self._rename_truncated_tables(conn)
         self._ready = True
 
@@ -165,40 +173,48 @@ class PgVectorStore(VectorStore):
         if row is None:
             raise CollectionNotFoundError(f"collection {name!r} not found")
 
-    def _stored_dimension(self, conn: psycopg.Connection[Any], name: str) -> int | None:
+    def _stored_layout(self, conn: psycopg.Connection[Any], name: str) -> tuple[int, str] | None:
+        """(dimension, sparse tokenizer) of collection ``name``; None: no such collection."""
         row = conn.execute(
-            sql.SQL("SELECT dimension FROM {} WHERE name = %s").format(sql.Identifier(_REGISTRY)),
+            sql.SQL("SELECT dimension, sparse_tokenizer FROM {} WHERE name = %s").format(
+                sql.Identifier(_REGISTRY)
+            ),
             (name,),
         ).fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else (int(row[0]), row[1] or LEGACY_TOKENIZER)
 
     @staticmethod
-    def _check_dimension(name: str, stored: int | None, dimension: int) -> bool:
-        if stored is not None and stored != dimension:
+    def _check_dimension(name: str, stored: tuple[int, str] | None, dimension: int) -> bool:
+        if stored is None:
+            return False
+        layout = collection_layout(dimension, server=True)
+        if stored[0] != dimension:
             raise mismatch(
                 name,
-                f"stores vectors of size {stored}, but the embedding model produces "
+                f"stores vectors of size {stored[0]}, but the embedding model produces "
                 f"{dimension}-dimensional dense vectors",
-                collection_layout(dimension, server=True),
+                layout,
             )
-        return stored is not None
+        if stored[1] != TOKENIZER:
+            raise tokenizer_mismatch(name, stored[1], layout)
+        return True
 
     def check_collection(self, name: str, dimension: int) -> bool:
         with self._conn() as conn:
-            return self._check_dimension(name, self._stored_dimension(conn, name), dimension)
+            return self._check_dimension(name, self._stored_layout(conn, name), dimension)
 
     def ensure_collection(self, name: str, dimension: int) -> bool:
         chunks, terms = self._tables(name)
         with self._conn() as conn:
             # Serialise concurrent creators of the same collection.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-            if self._check_dimension(name, self._stored_dimension(conn, name), dimension):
+            if self._check_dimension(name, self._stored_layout(conn, name), dimension):
                 return False
             conn.execute(
-                sql.SQL("INSERT INTO {} (name, dimension) VALUES (%s, %s)").format(
-                    sql.Identifier(_REGISTRY)
-                ),
-                (name, dimension),
+                sql.SQL(
+                    "INSERT INTO {} (name, dimension, sparse_tokenizer) VALUES (%s, %s, %s)"
+                ).format(sql.Identifier(_REGISTRY)),
+                (name, dimension, TOKENIZER),
             )
             conn.execute(
                 sql.SQL(
@@ -375,7 +391,11 @@ class PgVectorStore(VectorStore):
             """
         ).format(chunks=chunks, terms=terms)
         with self._conn() as conn:
-            self._require(conn, name)
+            stored = self._stored_layout(conn, name)
+            if stored is None:
+                raise CollectionNotFoundError(f"collection {name!r} not found")
+            if stored[1] != TOKENIZER:
+                raise tokenizer_mismatch(name, stored[1], collection_layout(stored[0], server=True))
             rows = conn.execute(query, (vector.indices, vector.values, limit)).fetchall()
         return [Hit(str(r[0]), float(r[2]), r[1]) for r in rows]
 

@@ -19,6 +19,7 @@ from rag_pipeline.layout import (
     CURRENT_VERSION_KEY,
     DENSE,
     SPARSE,
+    SPARSE_TOKENIZERS,
     VERSION_KEY,
     collection_layout,
 )
@@ -36,6 +37,7 @@ from rag_pipeline.stores.base import (
     mismatch,
     size_mismatch,
     summarise,
+    tokenizer_mismatch,
 )
 
 log = logging.getLogger("rag_pipeline.stores.qdrant")
@@ -188,6 +190,9 @@ class QdrantStore(VectorStore):
             raise mismatch(name, problem, layout)
         for vector, spec in layout["sparse_vectors"].items():
             if vector not in sparse:
+                for other in sparse:
+                    if other in SPARSE_TOKENIZERS:
+                        raise tokenizer_mismatch(name, SPARSE_TOKENIZERS[other], layout)
                 raise mismatch(name, f"has no {vector!r} sparse vector", layout)
             modifier = _value(sparse[vector].modifier) or "none"
             if modifier != spec["modifier"]:
@@ -428,15 +433,32 @@ class QdrantStore(VectorStore):
         if not vector.indices:
             return []
         query = models.SparseVector(indices=vector.indices, values=vector.values)
-        return self._current_hits(
-            name,
-            limit,
-            lambda n, offset: (
-                self.client.query_points(
-                    name, query=query, using=SPARSE, limit=n, offset=offset, with_payload=True
-                ).points
-            ),
-        )
+        try:
+            return self._current_hits(
+                name,
+                limit,
+                lambda n, offset: (
+                    self.client.query_points(
+                        name, query=query, using=SPARSE, limit=n, offset=offset, with_payload=True
+                    ).points
+                ),
+            )
+        except (ValueError, UnexpectedResponse):
+            # No SPARSE vector: say why (checked only on failure, so queries pay nothing).
+            self._check_sparse(name)
+            raise
+
+    def _check_sparse(self, name: str) -> None:
+        """Raise tokenizer_mismatch when the collection's sparse vector is another tokenizer's."""
+        with self._call():
+            params = self.client.get_collection(name).config.params
+        sparse = params.sparse_vectors or {}
+        if SPARSE not in sparse:
+            dense = params.vectors.get(DENSE) if isinstance(params.vectors, dict) else None
+            for other in sparse:
+                if other in SPARSE_TOKENIZERS:
+                    layout = self.layout(dense.size if dense is not None else 0)
+                    raise tokenizer_mismatch(name, SPARSE_TOKENIZERS[other], layout)
 
     def list_documents(self, name: str) -> list[DocumentInfo]:
         docs: dict[str, DocumentInfo] = {}
