@@ -7,12 +7,15 @@ by the deploy mechanism; these tests check the facts that make the stack work to
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from tests.mlflow_server import MLFLOW
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
 
 ROLES = [
@@ -232,6 +235,41 @@ def test_mlflow_backend_from_existing_secret(lab: Path) -> None:
     assert mlflow.get("PersistentVolumeClaim", "mlflow-artifacts")["spec"]["storageClassName"] == (
         "longhorn"
     )
+
+
+def test_mlflow_answers_the_agents_and_the_probes_only(lab: Path) -> None:
+    """MLflow >= 3.5 answers only the Host headers in MLFLOW_SERVER_ALLOWED_HOSTS (403
+    otherwise): the rendered list must admit the URL the agents trace to and the kubelet's
+    probes (pod IP), and nothing else. Checked with MLflow's own matcher (.venv-mlflow)."""
+    if not MLFLOW.exists():
+        pytest.skip("run `make mlflow` first (.venv-mlflow missing)")
+    allowed = bundle(lab, "mlflow").values("mlflow")["extraEnvVars"]["MLFLOW_SERVER_ALLOWED_HOSTS"]
+    tracking = bundle(lab, "agents").get("ConfigMap", "agents-router-config")["data"][
+        "MLFLOW_TRACKING_URI"
+    ]
+    hosts = {
+        urlsplit(tracking).netloc: True,
+        "mlflow.ai-stack.svc.cluster.local": True,
+        "10.42.0.17:5000": True,  # a pod IP: the kubelet's probes
+        "172.20.3.4:5000": True,
+        "localhost:5000": True,
+        "mlflow.attacker.example:5000": False,
+        "172.32.0.1:5000": False,  # outside the private 172.16/12 range
+    }
+    check = (
+        "import json, sys\n"
+        "from mlflow.server.security_utils import is_allowed_host_header\n"
+        "allowed, hosts = sys.argv[1].split(','), json.loads(sys.argv[2])\n"
+        "print(json.dumps({h: is_allowed_host_header(allowed, h) for h in hosts}))\n"
+    )
+    proc = subprocess.run(
+        [str(MLFLOW.parent / "python"), "-c", check, allowed, json.dumps(list(hosts))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == hosts
 
 
 def test_no_plain_password_anywhere(lab: Path) -> None:
