@@ -252,9 +252,9 @@ def run(
 
 
 LONG_TRIED = """\
-Tried and not kept (development set, seed 14 join 6, unless named): see the variants in the
-table; chunk-level fusion before keeping each document's best chunk was not measured
-separately (MaxP per list, then fusion, is the implemented and documented order).
+Variants (rows `service ...`): per-query strategy overrides on the default ingest, and
+`CHUNK_SIZE=128 tokens` (its own ingest). Documents rank by their best chunk in each list
+(MaxP), then the hybrid fusion; chunk-level fusion before MaxP was not measured.
 """
 
 
