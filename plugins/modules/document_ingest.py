@@ -148,13 +148,17 @@ options:
     description: API key of the embeddings API for V(openai).
     type: str
   chunk_size:
-    description: Words per chunk (with O(url) or O(path); the service uses its own setting).
+    description:
+      - Tokens of the embedder per chunk, title prefix included (with O(url) or O(path); the
+        service uses its own setting). Unset or V(0) is the embedder's window (at most 256).
+      - A size over the embedder's window fails (its chunks would be truncated), and so does
+        another size than the one the collection was made with.
     type: int
-    default: 512
   chunk_overlap:
-    description: Words shared by consecutive chunks (with O(url) or O(path)).
+    description:
+      - Tokens shared by consecutive chunks (with O(url) or O(path)). Unset is an eighth of
+        the chunk size.
     type: int
-    default: 50
 attributes:
   check_mode:
     support: full
@@ -374,8 +378,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "embedding_model_path": {"type": "path"},
     "embedding_url": {"type": "str"},
     "embedding_api_key": {"type": "str", "no_log": True},
-    "chunk_size": {"type": "int", "default": 512},
-    "chunk_overlap": {"type": "int", "default": 50},
+    "chunk_size": {"type": "int"},
+    "chunk_overlap": {"type": "int"},
     **copy.deepcopy(QDRANT_CONNECTION_SPEC),
 }
 

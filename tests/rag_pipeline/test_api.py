@@ -77,7 +77,9 @@ def test_idempotent_reingest_and_replace(client: TestClient, embedder: object) -
     text = " ".join(f"word{i}" for i in range(1200))
     r = client.post("/ingest", json={"text": text, "metadata": {"v": 1}})
     first = r.json()
-    assert first["status"] == "created" and first["chunks_created"] == 3
+    # ~3 MiniLM tokens a word: about 16 chunks of at most 254 tokens
+    chunks = first["chunks_created"]
+    assert first["status"] == "created" and 12 <= chunks <= 20
     # the default id is the text's hash; the version hash covers the metadata too
     assert first["document_id"] == content_hash(text) != first["content_hash"]
     assert first["content_hash"] == content_hash(text, {"v": 1})
@@ -93,11 +95,11 @@ def test_idempotent_reingest_and_replace(client: TestClient, embedder: object) -
     assert calls == []  # unchanged content is not re-embedded
     # Same text, new metadata: a new version, whose chunks replace the old ones.
     relabelled = client.post("/ingest", json={"text": text, "metadata": {"v": 2}}).json()
-    assert (relabelled["status"], relabelled["chunks_created"]) == ("updated", 3)
+    assert (relabelled["status"], relabelled["chunks_created"]) == ("updated", chunks)
     assert relabelled["document_id"] == first["document_id"]
     stored = {d["document_id"]: d for d in client.get("/documents").json()["documents"]}
     assert stored[first["document_id"]]["metadata"] == {"v": 2}
-    assert stored[first["document_id"]]["chunks"] == 3
+    assert stored[first["document_id"]]["chunks"] == chunks
     client.post("/ingest", json={"text": text, "metadata": {"v": 1}})
     # Same id, new content: every old chunk is replaced.
     r1 = client.post("/ingest", json={"text": text, "document_id": "doc"}).json()
@@ -207,7 +209,7 @@ def test_failure_midway_keeps_previous_version(make_pipeline: Callable[..., Pipe
     result = pipeline.ingest_batch([DocumentIn(text=new_text, document_id="d")])
     assert result.results[0].status == "updated"
     (doc,) = pipeline.list_documents()
-    assert doc.chunks == result.chunks_created == 4
+    assert doc.chunks == result.chunks_created > 1
 
 
 def test_in_process_api(make_pipeline: Callable[..., Pipeline]) -> None:

@@ -80,7 +80,7 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMBEDDING_STRATEGY", "dense")
     monkeypatch.setenv("LOCALAI_URL", "http://localai:8080/v1")
     s = Settings()
-    assert (s.chunk_size, s.chunk_overlap, s.embedding_strategy) == (100, 50, "dense")
+    assert (s.chunk_size, s.chunk_overlap, s.embedding_strategy) == (100, None, "dense")
     assert s.effective_llm_url == s.effective_embedding_url == "http://localai:8080/v1"
     assert Settings(llm_url="http://x/v1").effective_llm_url == "http://x/v1"
     with pytest.raises(ValueError):

@@ -88,7 +88,7 @@ def test_bad_settings_and_input(tmp_path: Path, rag: EmbeddedPipeline) -> None:
     with pytest.raises(SettingsError, match=r"unknown setting\(s\) qdrant_host, url; the settings"):
         EmbeddedPipeline(url="http://q", qdrant_host="q")
     with pytest.raises(SettingsError, match="chunk_size"):
-        EmbeddedPipeline(chunk_size=0)
+        EmbeddedPipeline(chunk_size=-1)
     with pytest.raises(SettingsError, match="CHUNK_OVERLAP must be smaller"):
         EmbeddedPipeline(chunk_size=10, chunk_overlap=10)
     with pytest.raises(InvalidInputError, match="invalid document"):
@@ -135,7 +135,7 @@ def test_environment_is_not_read(
     monkeypatch.setenv("VECTOR_STORE", "pgvector")
     monkeypatch.setenv("CHUNK_SIZE", "3")
     with EmbeddedPipeline(qdrant_path=str(tmp_path / "q")) as rag:
-        assert (rag.settings.vector_store, rag.settings.chunk_size) == ("qdrant", 512)
+        assert (rag.settings.vector_store, rag.settings.chunk_size) == ("qdrant", 0)
 
 
 def test_locked_storage_is_store_unavailable(tmp_path: Path, rag: EmbeddedPipeline) -> None:

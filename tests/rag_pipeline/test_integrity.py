@@ -35,7 +35,9 @@ from tests.conftest import free_port
 from tests.rag_pipeline.conftest import serve, stop, wait_http
 
 STORES = ["qdrant", "pgvector"]
-CHUNK = {"chunk_size": 6, "chunk_overlap": 0}
+# One sentence of text() per chunk: 17-19 tokens as the chunker estimates them for an
+# embedder without a tokenizer (these tests' embedders), and two do not fit.
+CHUNK = {"chunk_size": 20, "chunk_overlap": 0}
 
 
 class CachedEmbedder(Embedder):
@@ -87,8 +89,8 @@ def store_settings(store: str, request: pytest.FixtureRequest) -> dict[str, Any]
 
 
 def text(mark: str, chunks: int) -> str:
-    """``chunks`` chunks of 6 words, each with the word "common" and ``mark``."""
-    return " ".join(f"common {mark}c{j} alpha beta gamma delta" for j in range(chunks))
+    """``chunks`` chunks (sentences of 6 words), each with the word "common" and ``mark``."""
+    return " ".join(f"common {mark}c{j} alpha beta gamma delta." for j in range(chunks))
 
 
 def stored_versions(pipeline: Pipeline, collection: str, document_id: str) -> Counter[str]:
@@ -199,10 +201,14 @@ def test_concurrent_writers_of_one_document(
                     "top_k": 50,
                     "top_n": 50,
                     "generate": False,
+                    "neighbours": 3,
                 },
             ).json()
-            marks = {s["text"].split()[1].rsplit("c", 1)[0] for s in q["sources"]}  # writer
-            assert len(marks) == 1 and len(q["sources"]) == doc["chunks"], q["sources"]
+            # One source per document; its context is its version's chunks, all of them.
+            ((source),) = q["sources"]
+            sentences = source["context"].split(".")[:-1]
+            marks = {t.split()[1].rsplit("c", 1)[0] for t in sentences}  # writer
+            assert len(marks) == 1 and len(sentences) == doc["chunks"], q["sources"]
             # Nothing else is stored: earlier versions are deleted, not just hidden.
             assert list(stored_versions(pipeline, collection, "doc").values()) == [doc["chunks"]]
 

@@ -311,7 +311,8 @@ def test_rag_pipeline_config(bundle: Bundle) -> None:
     assert data["QDRANT_URL"] == f"http://qdrant.{NAMESPACE}.{SVC}:6333"
     assert data["EMBEDDING_MODEL"] == "nomic-embed-text-v1.5"
     assert data["LLM_MODEL"] == "mistral-7b-instruct"
-    assert data["CHUNK_SIZE"] == "512"
+    assert data["CHUNK_SIZE"] == "0"  # the embedder's window (issue #14)
+    assert data["EMBEDDING_MAX_TOKENS"] == "256" and "CHUNK_OVERLAP" not in data
     assert data["EMBEDDING_STRATEGY"] == "hybrid"
     assert data["EMBEDDING_BACKEND"] == "openai"
     assert data["VECTOR_STORE"] == "qdrant"

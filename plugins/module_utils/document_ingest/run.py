@@ -54,12 +54,14 @@ class IngestFailed(Exception):
 
 def check_options(params: dict[str, Any], warn: Callable[[str], None]) -> None:
     """Raise IngestFailed for values the argument spec cannot express."""
-    for key in ("batch_size", "max_batch_bytes", "chunk_size"):
+    for key in ("batch_size", "max_batch_bytes"):
         if params[key] < 1:
             raise IngestFailed(f"{key} must be at least 1, got {params[key]}")
-    if params["retries"] < 0 or params["backoff"] < 0 or params["chunk_overlap"] < 0:
-        raise IngestFailed("retries, backoff and chunk_overlap must not be negative")
-    if params["chunk_overlap"] >= params["chunk_size"]:
+    size, overlap = params.get("chunk_size"), params.get("chunk_overlap")
+    if params["retries"] < 0 or params["backoff"] < 0 or (overlap or 0) < 0 or (size or 0) < 0:
+        raise IngestFailed("retries, backoff, chunk_size and chunk_overlap must not be negative")
+    # chunk_size 0 or unset: the embedder's window, known once the model is loaded.
+    if size and overlap is not None and overlap >= size:
         raise IngestFailed("chunk_overlap must be smaller than chunk_size")
     given = [k for k in DIRECT_ONLY if params.get(k)]
     if params.get("endpoint") and given:

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from rag_pipeline import __version__
+from rag_pipeline.chunking import ChunkingConfigError
 from rag_pipeline.embeddings import EmbedderError
 from rag_pipeline.limits import LimitExceededError, check_document
 from rag_pipeline.models import COLLECTION_PATTERN, DocumentIn
@@ -164,6 +165,7 @@ class EmbeddedPipeline:
 
 
 __all__ = [
+    "ChunkingConfigError",
     "CollectionMismatchError",
     "CollectionNotFoundError",
     "EmbeddedPipeline",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 
 if TYPE_CHECKING:
+    from rag_pipeline.chunking import TokenCounter
     from rag_pipeline.settings import Settings
 
 
@@ -100,6 +101,13 @@ class Embedder(ABC):
     @abstractmethod
     def dimension(self) -> int: ...
 
+    def token_counter(self) -> TokenCounter:
+        """The tokenizer and window the chunker measures chunks with. This default (an
+        embedder that knows no tokenizer): the conservative estimate, a 256-token window."""
+        from rag_pipeline.chunking import EstimatedTokenCounter
+
+        return EstimatedTokenCounter(256)
+
     @abstractmethod
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Encode without scheduling: float32 (len(texts), dimension), rows L2-normalised."""
@@ -177,6 +185,7 @@ class LocalEmbedder(Embedder):
         slice_size: int = 32,
         slice_target_s: float = 0.5,
     ) -> None:
+        self.bundled = model_path is None
         self.model_path = model_path or bundled_model_path()
         self.batch_size = batch_size
         self.slice_size, self.slice_target_s = slice_size, slice_target_s
@@ -199,6 +208,17 @@ class LocalEmbedder(Embedder):
             self.model.get_sentence_embedding_dimension
         )
         return int(get_dim())
+
+    def token_counter(self) -> TokenCounter:
+        from rag_pipeline.chunking import HFTokenCounter
+
+        # A name, not a path: the same model has one name on every host (paths differ).
+        name = os.path.basename(self.model_path.rstrip("/")) or self.model_path
+        if self.bundled:
+            from rag_pipeline.settings import BUNDLED_MODEL
+
+            name = BUNDLED_MODEL
+        return HFTokenCounter(self.model.tokenizer, self.model.max_seq_length, name)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -224,8 +244,13 @@ class OpenAIEmbedder(Embedder):
         timeout: float = 60.0,
         slice_size: int = 32,
         slice_target_s: float = 0.5,
+        tokenizer: str | None = None,
+        max_tokens: int = 256,
     ) -> None:
         from openai import OpenAI
+
+        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self._counter: TokenCounter | None = None
 
         self.client = OpenAI(
             base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=1
@@ -242,6 +267,18 @@ class OpenAIEmbedder(Embedder):
         if self._dimension is None:
             self._dimension = int(self._encode(["dimension probe"]).shape[1])
         return self._dimension
+
+    def token_counter(self) -> TokenCounter:
+        """EMBEDDING_TOKENIZER when set, else a conservative estimate; EMBEDDING_MAX_TOKENS."""
+        if self._counter is None:
+            from rag_pipeline.chunking import EstimatedTokenCounter, load_tokenizer
+
+            self._counter = (
+                load_tokenizer(self.tokenizer, self.max_tokens)
+                if self.tokenizer
+                else EstimatedTokenCounter(self.max_tokens)
+            )
+        return self._counter
 
     def check(self) -> None:
         """GET {base_url}/models: the server answers, without computing an embedding."""
@@ -287,6 +324,8 @@ def make_embedder(settings: Settings) -> Embedder:
             batch_size=settings.embedding_batch_size,
             slice_size=settings.embedding_slice_size,
             slice_target_s=settings.embedding_slice_target_s,
+            tokenizer=settings.embedding_tokenizer,
+            max_tokens=settings.embedding_max_tokens,
         )
     return LocalEmbedder(
         settings.embedding_model_path,

@@ -55,7 +55,7 @@ _Event = tuple[Literal["token", "end", "error"], str | GenerationError | None]
 def build_messages(
     question: str, sources: list[Source], system_prompt: str
 ) -> list[dict[str, str]]:
-    context = "\n\n".join(f"[{i}] {s.text}" for i, s in enumerate(sources, 1))
+    context = "\n\n".join(f"[{i}] {s.context or s.text}" for i, s in enumerate(sources, 1))
     return [
         {"role": "system", "content": system_prompt},
         {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"},

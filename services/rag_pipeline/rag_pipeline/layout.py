@@ -31,6 +31,9 @@ SPARSE_MODIFIER = "idf"
 # version by writing that point (see stores/qdrant.py).
 VERSION_KEY = "version_id"
 CURRENT_VERSION_KEY = "current_version_id"
+# The collection's metadata key (pgvector: a column of its registry row) that records the
+# chunker its chunks were cut with (rag_pipeline.chunking.ChunkerConfig.as_dict()).
+CHUNKER_KEY = "rag_chunker"
 # Filters on these run on every ingest and listing; embedded Qdrant keeps no payload indexes.
 PAYLOAD_INDEXES: dict[str, str] = {
     "document_id": "keyword",
@@ -59,9 +62,12 @@ def is_server(settings: Settings) -> bool:
     return settings.vector_store == "pgvector" or bool(settings.qdrant_url)
 
 
-def describe_layout(settings: Settings, dimension: int) -> dict[str, Any]:
-    """What ``GET /collection-layout`` answers: the embedder, the store, and the layout."""
-    return {
+def describe_layout(
+    settings: Settings, dimension: int, chunker: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What ``GET /collection-layout`` answers: the embedder, the store, the layout, and the
+    chunker that new collections record (``chunker``)."""
+    described = {
         "embedding_backend": settings.embedding_backend,
         "embedding_model": settings.model_name,
         "dimension": dimension,
@@ -69,3 +75,6 @@ def describe_layout(settings: Settings, dimension: int) -> dict[str, Any]:
         "sparse_tokenizer": TOKENIZER,
         **collection_layout(dimension, server=is_server(settings)),
     }
+    if chunker is not None:
+        described["chunker"] = chunker
+    return described

@@ -219,6 +219,13 @@ class QueryRequest(BaseModel):
     reranker: Literal["none", "overlap", "remote"] | None = Field(
         None, description="Override RERANKER for this query"
     )
+    neighbours: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Chunks on each side of every source's best chunk returned as its "
+        "`context` (and given to the LLM); default CONTEXT_NEIGHBOURS",
+    )
 
 
 class Source(BaseModel):
@@ -228,6 +235,11 @@ class Source(BaseModel):
     score: float
     rerank_score: float
     metadata: dict[str, Any] = Field(default_factory=dict)
+    context: str | None = Field(
+        None,
+        description="The best chunk with its neighbouring chunks (overlaps not repeated), "
+        "when the query asked for `neighbours`",
+    )
 
 
 class QueryResponse(BaseModel):

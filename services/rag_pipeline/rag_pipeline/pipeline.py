@@ -14,7 +14,15 @@ from typing import Any, Literal, NamedTuple
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from rag_pipeline.chunking import chunk_words
+from rag_pipeline.chunking import (
+    Chunk,
+    ChunkerConfig,
+    ChunkingConfigError,
+    TokenCounter,
+    chunk_document,
+    chunker_config,
+    merge_context,
+)
 from rag_pipeline.documents import content_hash, new_version_id, point_id, text_hash
 from rag_pipeline.embeddings import Embedder, EmbedderError, make_embedder
 from rag_pipeline.generation import (
@@ -47,6 +55,7 @@ from rag_pipeline.stores import (
     VectorStore,
     make_store,
 )
+from rag_pipeline.stores.base import Hit
 
 log = logging.getLogger("rag_pipeline.pipeline")
 
@@ -80,6 +89,30 @@ class Timer:
 
 def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def embed_text(payload: dict[str, Any]) -> str:
+    """The text a chunk is embedded and BM25-indexed as: its title/heading path, then its text."""
+    title, text = payload.get("title"), str(payload.get("text", ""))
+    return f"{title}\n{text}" if title else text
+
+
+def _title(metadata: dict[str, Any]) -> str | None:
+    title = metadata.get("title")
+    return title if isinstance(title, str) and title.strip() else None
+
+
+def best_per_document(hits: list[Hit]) -> list[Hit]:
+    """Each document's best chunk, best first (a document ranks by its best chunk: MaxP)."""
+    best: dict[str, Hit] = {}
+    for hit in hits:
+        doc = str(hit.payload.get("document_id", hit.id))
+        if doc not in best or hit.score > best[doc].score:
+            best[doc] = hit
+    # Keyed by document, so that fusion adds a document's dense and sparse evidence even
+    # when its best chunks differ.
+    ranked = sorted(best.items(), key=lambda item: item[1].score, reverse=True)
+    return [Hit(f"doc\x00{doc}", h.score, h.payload) for doc, h in ranked]
 
 
 class _Answer(NamedTuple):
@@ -117,6 +150,7 @@ class Pipeline:
         self._ping: threading.Thread | None = None
         self._ping_result: tuple[float, str | None] | None = None  # (when, error or None)
         self._ping_started = self._ping_ok_at = float("-inf")
+        self._chunker: tuple[TokenCounter, ChunkerConfig] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Pipeline:
@@ -156,11 +190,49 @@ class Pipeline:
     def _collection(self, name: str | None) -> str:
         return name or self.settings.collection_name
 
+    def chunker(self) -> tuple[TokenCounter, ChunkerConfig]:
+        """The embedder's tokenizer and the chunker of the settings (loads the embedder);
+        ChunkingConfigError when the settings would make chunks the embedder truncates."""
+        if self._chunker is None:
+            counter = self.embedder.token_counter()
+            config = chunker_config(counter, self.settings.chunk_size, self.settings.chunk_overlap)
+            self._chunker = (counter, config)
+        return self._chunker
+
     def ensure_collection(self, collection: str | None = None) -> bool:
-        """Create the collection (dense size from the embedder, cosine, BM25 sparse with IDF)."""
+        """Create the collection (dense size from the embedder, cosine, BM25 sparse with IDF,
+        the chunker recorded); an existing one must have been made with the same chunker."""
+        name = self._collection(collection)
+        chunker = self.chunker()[1].as_dict()
         # Asked of the store every time (one cheap call): the collection may have been dropped
         # behind our back, e.g. by the qdrant_collection module.
-        return self.store.ensure_collection(self._collection(collection), self.embedder.dimension)
+        if self.store.ensure_collection(name, self.embedder.dimension, chunker):
+            return True
+        self._check_chunker(name, chunker)
+        return False
+
+    def _check_chunker(self, name: str, chunker: dict[str, Any]) -> None:
+        recorded = self.store.get_chunker(name)
+        if recorded == chunker:
+            return
+        if recorded is None:
+            # Made by the qdrant_collection module (or 0.3.0) and still empty: adopt it.
+            if not self.store.has_chunks(name):
+                self.store.set_chunker(name, chunker)
+                return
+            raise ChunkingConfigError(
+                f"collection {name!r} was filled by rag_pipeline 0.3.0 or earlier, whose "
+                "chunks (CHUNK_SIZE words) the embedder truncates, and records no chunker; "
+                "queries still work, but ingesting into it would mix two chunkers. Create a "
+                f"new collection (or delete this one) and ingest again; the chunker is "
+                f"{json.dumps(chunker)}"
+            )
+        raise ChunkingConfigError(
+            f"collection {name!r} was chunked with {json.dumps(recorded)}, but the settings "
+            f"(CHUNK_SIZE, CHUNK_OVERLAP, the embedder's tokenizer) now give "
+            f"{json.dumps(chunker)}; ingest with the collection's settings, or into a new "
+            "collection"
+        )
 
     def check_collection(self, collection: str | None = None) -> bool:
         """Whether the collection exists (loads the embedder); raise CollectionMismatchError
@@ -170,7 +242,7 @@ class Pipeline:
 
     def layout(self) -> dict[str, Any]:
         """The collection layout for the configured embedder and store (loads the embedder)."""
-        return describe_layout(self.settings, self.embedder.dimension)
+        return describe_layout(self.settings, self.embedder.dimension, self.chunker()[1].as_dict())
 
     def _require_collection(self, name: str) -> None:
         if not self.store.collection_exists(name):
@@ -275,11 +347,12 @@ class Pipeline:
         name = self._collection(collection)
         timer = Timer(self.tracer)
         s = self.settings
+        counter, chunker = self.chunker()
         with timer.stage("chunk"):
-            prepared: list[tuple[str, str, str, DocumentIn, list[str]]] = []
+            prepared: list[tuple[str, str, str, DocumentIn, list[Chunk]]] = []
             seen: set[str] = set()
             for i, doc in enumerate(documents):
-                chunks = chunk_words(doc.text, s.chunk_size, s.chunk_overlap)
+                chunks = chunk_document(doc.text, counter, chunker, _title(doc.metadata))
                 if not chunks:
                     raise InvalidInputError(f"document {i}: text has no words")
                 digest = content_hash(doc.text, doc.metadata)
@@ -316,7 +389,7 @@ class Pipeline:
     def _plan_versions(
         self,
         name: str,
-        prepared: list[tuple[str, str, str, DocumentIn, list[str]]],
+        prepared: list[tuple[str, str, str, DocumentIn, list[Chunk]]],
         timer: Timer,
     ) -> tuple[list[IngestResponse], list[DocumentVersion]]:
         """A result per document, and the new versions to write (chunk texts in the points'
@@ -361,11 +434,16 @@ class Pipeline:
                         "text_hash": text_digest,
                         "chunk_index": idx,
                         "chunks_total": len(chunks),
-                        "text": text,
+                        "text": chunk.text,
+                        # Where the text is in the document (characters): neighbouring
+                        # chunks are joined without repeating their overlap.
+                        "start": chunk.start,
+                        "end": chunk.end,
+                        **({"title": chunk.prefix} if chunk.prefix else {}),
                         "metadata": doc.metadata,
                     },
                 )
-                for idx, text in enumerate(chunks)
+                for idx, chunk in enumerate(chunks)
             ]
             versions.append(
                 DocumentVersion(doc_id, version, digest, text_digest, doc.metadata, points, old)
@@ -374,7 +452,7 @@ class Pipeline:
 
     def _embed_versions(self, versions: list[DocumentVersion], timer: Timer) -> None:
         points = [p for v in versions for p in v.points]
-        texts = [p.payload["text"] for p in points]
+        texts = [embed_text(p.payload) for p in points]
         with timer.stage("embed"):
             dense = self.embedder.embed(texts)
         with timer.stage("sparse"):
@@ -415,22 +493,24 @@ class Pipeline:
         name = self._collection(request.collection)
         strategy = request.strategy or s.embedding_strategy
         self._require_collection(name)
-        depth = max(request.top_k, s.fusion_candidates) if strategy == "hybrid" else request.top_k
+        # Chunks are ranked, documents returned: search deeper than top_k so that top_k
+        # documents remain after keeping each document's best chunk.
+        depth = max(request.top_k, s.fusion_candidates)
         dense_hits, sparse_hits = [], []
         with timer.stage("embed"):
             qvec = self.embedder.embed_query(request.query) if strategy != "sparse" else None
             qsparse = self.bm25.encode_query(request.query) if strategy != "dense" else None
         with timer.stage("search"):
             if qvec is not None:
-                dense_hits = self.store.search_dense(name, qvec.tolist(), depth)
+                dense_hits = best_per_document(self.store.search_dense(name, qvec.tolist(), depth))
             if qsparse is not None:
-                sparse_hits = self.store.search_sparse(name, qsparse, depth)
+                sparse_hits = best_per_document(self.store.search_sparse(name, qsparse, depth))
             if strategy == "hybrid":
                 candidates = fuse(
                     dense_hits, sparse_hits, s.hybrid_fusion, s.dense_weight, s.rrf_k
                 )[: request.top_k]
             else:
-                candidates = from_hits(dense_hits or sparse_hits, strategy)
+                candidates = from_hits(dense_hits or sparse_hits, strategy)[: request.top_k]
         with timer.stage("rerank"):
             reranker = request.reranker or s.reranker
             if reranker == "overlap":
@@ -448,7 +528,27 @@ class Pipeline:
                     ranked = no_rerank(candidates)
             else:
                 ranked = no_rerank(candidates)
-        return ranked[: min(request.top_n, request.top_k)]
+        ranked = ranked[: min(request.top_n, request.top_k)]
+        neighbours = s.context_neighbours if request.neighbours is None else request.neighbours
+        if neighbours:
+            with timer.stage("context"):
+                for candidate, _ in ranked:
+                    self._add_context(name, candidate, neighbours)
+        return ranked
+
+    def _add_context(self, name: str, candidate: Candidate, neighbours: int) -> None:
+        """The best chunk with ``neighbours`` chunks on each side, as one text."""
+        p = candidate.payload
+        index = int(p.get("chunk_index", 0))
+        version = p.get(VERSION_KEY)
+        chunks = self.store.chunk_range(
+            name,
+            str(p.get("document_id", "")),
+            str(version) if version is not None else None,
+            index - neighbours,
+            index + neighbours,
+        )
+        p["context"] = merge_context(chunks or [p])
 
     @staticmethod
     def _sources(ranked: list[tuple[Candidate, float]]) -> list[Source]:
@@ -460,6 +560,7 @@ class Pipeline:
                 score=round(c.score, 6),
                 rerank_score=round(r, 6),
                 metadata=c.payload.get("metadata") or {},
+                context=c.payload.get("context"),
             )
             for c, r in ranked
         ]

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     embedding_backend: Literal["openai", "local"] = "local"
     embedding_model_path: str | None = None  # local backend; default: the bundled MiniLM
     embedding_batch_size: int = Field(64, ge=1, le=1024)
+    # The chunker's tokenizer for EMBEDDING_BACKEND=openai (a tokenizer folder or cached
+    # Hugging Face name; unset: a conservative estimate) and that model's window in tokens,
+    # special tokens included. The local backend uses its model's own tokenizer and window.
+    embedding_tokenizer: str | None = None
+    embedding_max_tokens: int = Field(256, ge=8, le=1_000_000)
 
     # Vector store.
     vector_store: Literal["qdrant", "pgvector"] = "qdrant"
@@ -46,9 +51,11 @@ class Settings(BaseSettings):
     collection_name: str = Field("documents", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     upsert_batch_size: int = Field(256, ge=1, le=10_000)
 
-    # Ingestion.
-    chunk_size: int = Field(512, ge=1, le=10_000)
-    chunk_overlap: int = Field(50, ge=0)
+    # Ingestion. Chunks are measured in the embedder's tokens (see chunking.py): CHUNK_SIZE 0
+    # = the model's window less its special tokens, at most 256; CHUNK_OVERLAP unset = an
+    # eighth of the chunk size. A CHUNK_SIZE over the window is refused at ingestion (409).
+    chunk_size: int = Field(0, ge=0, le=1_000_000)
+    chunk_overlap: int | None = Field(None, ge=0)
     max_document_chars: int = Field(1_000_000, ge=1)
     max_batch_documents: int = Field(1_000, ge=1)
     max_request_bytes: int = Field(20_000_000, ge=1_000)
@@ -58,8 +65,8 @@ class Settings(BaseSettings):
     # arrives (chunked bodies too). Metadata is copied into every chunk of its document, so it
     # is bounded on its own, as compact UTF-8 JSON:
     # - 16 KiB: path, title, tags, dates and a short abstract fit many times over, and a chunk
-    #   of CHUNK_SIZE=512 words (~3 KB of text) then carries at most ~5x its text in metadata
-    #   (1 MB of metadata on a 100-chunk document used to grow the store by ~100 MB);
+    #   of 512 words (~3 KB of text; default chunks are smaller) carries at most ~5x its text
+    #   in metadata (1 MB of metadata on a 100-chunk document grew the store by ~100 MB);
     # - 256 keys in all objects together: a label set, not a database;
     # - 16 levels of nesting (objects and arrays; the metadata object is level 1), at most
     #   METADATA_DEPTH_CAP.
@@ -76,6 +83,9 @@ class Settings(BaseSettings):
     dense_weight: float = Field(0.65, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)
     fusion_candidates: int = Field(100, ge=1, le=1_000)
+    # Chunks on each side of a source's best chunk returned with it as `context` (the text
+    # handed to the LLM); a query's `neighbours` overrides it.
+    context_neighbours: int = Field(0, ge=0, le=10)
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
     bm25_avgdl: float = Field(100.0, gt=0)
@@ -115,7 +125,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.chunk_overlap >= self.chunk_size:
+        if (
+            self.chunk_size
+            and self.chunk_overlap is not None
+            and (self.chunk_overlap >= self.chunk_size)
+        ):
             raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_SIZE")
         if self.vector_store == "pgvector" and not self.pgvector_dsn:
             raise ValueError("VECTOR_STORE=pgvector needs PGVECTOR_DSN")

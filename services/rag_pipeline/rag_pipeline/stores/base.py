@@ -178,8 +178,11 @@ class VectorStore(ABC):
         layout other than collection_layout(dimension)."""
 
     @abstractmethod
-    def ensure_collection(self, name: str, dimension: int) -> bool:
-        """Create the collection if missing (else check it); return True when it was created."""
+    def ensure_collection(
+        self, name: str, dimension: int, chunker: dict[str, Any] | None = None
+    ) -> bool:
+        """Create the collection if missing (recording ``chunker``), else check it; return
+        True when it was created."""
 
     @abstractmethod
     def list_collections(self) -> list[tuple[str, int]]:
@@ -213,6 +216,28 @@ class VectorStore(ABC):
 
     @abstractmethod
     def list_documents(self, name: str) -> list[DocumentInfo]: ...
+
+    # -- the chunker a collection was made with (rag_pipeline.chunking.ChunkerConfig) -------
+
+    @abstractmethod
+    def get_chunker(self, name: str) -> dict[str, Any] | None:
+        """The chunker recorded with the collection; None: none recorded (a collection made
+        by rag_pipeline 0.3.0 or earlier, or by the qdrant_collection module)."""
+
+    @abstractmethod
+    def set_chunker(self, name: str, chunker: dict[str, Any]) -> None:
+        """Record the chunker with the collection."""
+
+    @abstractmethod
+    def has_chunks(self, name: str) -> bool:
+        """Whether the collection holds any chunk (visible or not)."""
+
+    @abstractmethod
+    def chunk_range(
+        self, name: str, document_id: str, version_id: str | None, first: int, last: int
+    ) -> list[dict[str, Any]]:
+        """Payloads of the chunks ``first``..``last`` (chunk_index) of one version of a
+        document (``version_id`` None: its chunks written before 0.3.0), in chunk order."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -129,6 +129,12 @@ class PgVectorStore(VectorStore):
                     sql.Identifier(_REGISTRY)
                 )
             )
+            # rag_pipeline 0.3.0's registry has no chunker column: its collections record none.
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS chunker jsonb").format(
+                    sql.Identifier(_REGISTRY)
+                )
+            )
             self._rename_truncated_tables(conn)
         self._ready = True
 
@@ -203,7 +209,9 @@ class PgVectorStore(VectorStore):
         with self._conn() as conn:
             return self._check_dimension(name, self._stored_layout(conn, name), dimension)
 
-    def ensure_collection(self, name: str, dimension: int) -> bool:
+    def ensure_collection(
+        self, name: str, dimension: int, chunker: dict[str, Any] | None = None
+    ) -> bool:
         chunks, terms = self._tables(name)
         with self._conn() as conn:
             # Serialise concurrent creators of the same collection.
@@ -212,9 +220,10 @@ class PgVectorStore(VectorStore):
                 return False
             conn.execute(
                 sql.SQL(
-                    "INSERT INTO {} (name, dimension, sparse_tokenizer) VALUES (%s, %s, %s)"
+                    "INSERT INTO {} (name, dimension, sparse_tokenizer, chunker)"
+                    " VALUES (%s, %s, %s, %s)"
                 ).format(sql.Identifier(_REGISTRY)),
-                (name, dimension, TOKENIZER),
+                (name, dimension, TOKENIZER, Jsonb(chunker) if chunker else None),
             )
             conn.execute(
                 sql.SQL(
@@ -354,6 +363,48 @@ class PgVectorStore(VectorStore):
             return conn.execute(
                 sql.SQL("DELETE FROM {} WHERE document_id = %s").format(chunks), (document_id,)
             ).rowcount
+
+    def get_chunker(self, name: str) -> dict[str, Any] | None:
+        with self._conn() as conn:
+            self._require(conn, name)
+            row = conn.execute(
+                sql.SQL("SELECT chunker FROM {} WHERE name = %s").format(sql.Identifier(_REGISTRY)),
+                (name,),
+            ).fetchone()
+        return dict(row[0]) if row and isinstance(row[0], dict) else None
+
+    def set_chunker(self, name: str, chunker: dict[str, Any]) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                sql.SQL("UPDATE {} SET chunker = %s WHERE name = %s").format(
+                    sql.Identifier(_REGISTRY)
+                ),
+                (Jsonb(chunker), name),
+            )
+
+    def has_chunks(self, name: str) -> bool:
+        with self._conn() as conn:
+            self._require(conn, name)
+            row = conn.execute(
+                sql.SQL("SELECT 1 FROM {} LIMIT 1").format(self._tables(name)[0])
+            ).fetchone()
+        return row is not None
+
+    def chunk_range(
+        self, name: str, document_id: str, version_id: str | None, first: int, last: int
+    ) -> list[dict[str, Any]]:
+        with self._conn() as conn:
+            self._require(conn, name)
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT payload FROM {} WHERE document_id = %s"
+                    " AND (payload->>'chunk_index')::int BETWEEN %s AND %s"
+                    " AND payload->>'version_id' IS NOT DISTINCT FROM %s"
+                    " ORDER BY (payload->>'chunk_index')::int"
+                ).format(self._tables(name)[0]),
+                (document_id, first, last, version_id),
+            ).fetchall()
+        return [dict(r[0]) for r in rows]
 
     def search_dense(self, name: str, vector: list[float], limit: int) -> list[Hit]:
         chunks, _ = self._tables(name)

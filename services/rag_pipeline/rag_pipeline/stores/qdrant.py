@@ -16,6 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from rag_pipeline.documents import head_id
 from rag_pipeline.layout import (
+    CHUNKER_KEY,
     CURRENT_VERSION_KEY,
     DENSE,
     SPARSE,
@@ -144,7 +145,9 @@ class QdrantStore(VectorStore):
             self._check_layout(name, dimension)
             return True
 
-    def ensure_collection(self, name: str, dimension: int) -> bool:
+    def ensure_collection(
+        self, name: str, dimension: int, chunker: dict[str, Any] | None = None
+    ) -> bool:
         layout = self.layout(dimension)
         # One lock for check and create: embedded mode has no locking of its own.
         with self._call():
@@ -162,6 +165,7 @@ class QdrantStore(VectorStore):
                     vector: models.SparseVectorParams(modifier=models.Modifier(spec["modifier"]))
                     for vector, spec in layout["sparse_vectors"].items()
                 },
+                metadata={CHUNKER_KEY: chunker} if chunker else None,
             )
             for field, schema in layout.get("payload_indexes", {}).items():
                 self.client.create_payload_index(
@@ -417,6 +421,46 @@ class QdrantStore(VectorStore):
                     return hits[:limit]
                 offset += page
                 page *= 2
+
+    # Recorded in the collection's metadata (Qdrant 1.16+, and embedded mode).
+    def get_chunker(self, name: str) -> dict[str, Any] | None:
+        with self._call():
+            metadata = self.client.get_collection(name).config.metadata or {}
+        chunker = metadata.get(CHUNKER_KEY)
+        return dict(chunker) if isinstance(chunker, dict) else None
+
+    def set_chunker(self, name: str, chunker: dict[str, Any]) -> None:
+        with self._call():
+            metadata = dict(self.client.get_collection(name).config.metadata or {})
+            self.client.update_collection(name, metadata={**metadata, CHUNKER_KEY: chunker})
+
+    def has_chunks(self, name: str) -> bool:
+        chunks = models.Filter(must=[_lacks(CURRENT_VERSION_KEY)])
+        with self._call():
+            records, _ = self.client.scroll(
+                name, scroll_filter=chunks, limit=1, with_payload=False, with_vectors=False
+            )
+        return bool(records)
+
+    def chunk_range(
+        self, name: str, document_id: str, version_id: str | None, first: int, last: int
+    ) -> list[dict[str, Any]]:
+        version: models.Condition = (
+            _lacks(VERSION_KEY)
+            if version_id is None
+            else models.FieldCondition(key=VERSION_KEY, match=models.MatchValue(value=version_id))
+        )
+        flt = models.Filter(
+            must=[
+                models.FieldCondition(
+                    key="document_id", match=models.MatchValue(value=document_id)
+                ),
+                models.FieldCondition(key="chunk_index", range=models.Range(gte=first, lte=last)),
+                version,
+            ]
+        )
+        payloads = [dict(r.payload or {}) for r in self._scroll(name, flt, True)]
+        return sorted(payloads, key=lambda p: int(p.get("chunk_index", 0)))
 
     def search_dense(self, name: str, vector: list[float], limit: int) -> list[Hit]:
         return self._current_hits(
