@@ -288,7 +288,7 @@ def capacity(
         else:
             per_node = gpus
             device_memory[name] = float(spec.get("memory_gb", 0))
-        free[name] = [per_node for _ in group.get("nodes", [])]
+        free[name] = [per_node] * len(group.get("nodes", []))
         rows.append(
             {
                 "group": name,
@@ -317,7 +317,7 @@ def capacity(
             )
         else:
             nodes = free[group]
-            for _ in range(wanted):
+            for _replica in range(wanted):
                 slot = next((i for i, left in enumerate(nodes) if left >= need), None)
                 if slot is None:
                     break
