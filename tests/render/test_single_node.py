@@ -681,7 +681,14 @@ def test_every_workload_has_probes_and_resources(bundle: Bundle) -> None:
             if obj["metadata"].get("annotations", {}).get("aistack.io/patch-of"):
                 continue  # resources of the patched chart Deployment come from the chart values
             assert c["resources"]["requests"] and c["resources"]["limits"], c["name"]
-    assert sorted(names) == ["agents-router", "anythingllm", "localai", "ollama", "rag-pipeline"]
+    assert sorted(names) == [
+        "agents-crew",
+        "agents-router",
+        "anythingllm",
+        "localai",
+        "ollama",
+        "rag-pipeline",
+    ]
     qdrant = bundle.values["qdrant"]
     assert qdrant["livenessProbe"]["enabled"] and qdrant["readinessProbe"]["enabled"]
     assert qdrant["service"]["ports"][0]["checksEnabled"] is True  # probes on the HTTP port
