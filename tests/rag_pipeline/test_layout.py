@@ -172,8 +172,15 @@ def test_settings_read_qdrant_tls_from_env(monkeypatch: pytest.MonkeyPatch) -> N
     assert (s.qdrant_ca_cert, s.qdrant_verify_tls, s.qdrant_timeout) == ("/etc/ca.pem", False, 5)
 
 
-def test_version_is_0_3_0() -> None:
+def test_one_version_for_the_service_its_image_and_the_role() -> None:
+    """The package version is the image tag the Containerfile documents and the role deploys
+    (a layout change bumps all three together)."""
+    import yaml
+
     from rag_pipeline import __version__
 
-    assert __version__ == "0.3.0"
-    assert "rag-pipeline:0.3.0" in (ROOT / "services/rag_pipeline/Containerfile").read_text()
+    assert (
+        f"rag-pipeline:{__version__}" in (ROOT / "services/rag_pipeline/Containerfile").read_text()
+    )
+    defaults = yaml.safe_load((ROOT / "roles/rag_pipeline/defaults/main.yml").read_text())
+    assert str(defaults["rag_pipeline_image_tag"]) == __version__
