@@ -1,4 +1,4 @@
-"""Fixtures for the agents tests, which run in .venv-agents (see test_in_agents_venv.py):
+"""Fixtures for the agents tests, which run in .venv-agents (see test_in_side_venvs.py):
 a scripted OpenAI-compatible server over loopback, the real RAG service (embedded Qdrant,
 started from the main .venv as a subprocess), pgserver and guidellm mock-server (main .venv).
 The MLflow tracking server is tests/conftest.py's mlflow_server."""
@@ -28,14 +28,14 @@ AGENTS_VENV = REPO / ".venv-agents"
 CREW_VENV = REPO / ".venv-crew"
 
 # Each stack has its own venv holding aistack_agents (they do not resolve together): the main
-# venv collects only the runners (test_in_*_venv.py), which run this folder in each side venv,
+# venv collects only the runners (test_in_side_venvs.py), which run this folder in each side venv,
 # and each side venv collects only its own suite.
 SUITES = {
     "router": ["test_router.py", "test_a2a.py", "test_plumbing.py"],  # .venv-agents
     "crew": ["test_crew.py"],  # .venv-crew: CrewAI, a2a-sdk 1.x, no LangGraph
     "beeai": ["test_beeai.py"],  # .venv-beeai: beeai-framework, a2a-sdk 0.3
 }
-RUNNERS = ["test_in_agents_venv.py", "test_in_crew_venv.py", "test_in_beeai_venv.py"]
+RUNNERS = ["test_in_side_venvs.py"]
 if importlib.util.find_spec("aistack_agents") is None:
     SUITE = None
 elif importlib.util.find_spec("crewai") is not None:

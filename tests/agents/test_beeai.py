@@ -1,4 +1,4 @@
-"""The lab's BeeAI agent (runs in .venv-beeai, see test_in_beeai_venv.py): the beeai-framework
+"""The lab's BeeAI agent (runs in .venv-beeai, see test_in_side_venvs.py): the beeai-framework
 agent against the scripted OpenAI-compatible server (tool calls) and the real RAG service, a
 real MCP server over loopback, and its A2A server (uvicorn on loopback) called by the project's
 A2A client (`aistack-agents ask` from .venv-agents) with the agent card validated, and without

@@ -1,4 +1,4 @@
-"""The CrewAI research crew (runs in .venv-crew, see test_in_crew_venv.py) against real parts:
+"""The CrewAI research crew (runs in .venv-crew, see test_in_side_venvs.py) against real parts:
 the scripted OpenAI-compatible server over loopback (one script of replies per test, told apart
 by each role's system prompt), the real RAG service (embedded Qdrant, two documents), the crew's
 A2A server as a subprocess called by `aistack-agents ask`, and a real `guidellm mock-server`."""
