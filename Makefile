@@ -16,7 +16,7 @@ export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every .venv/bin tool is used by path; nothing depends on an activated venv.
-.PHONY: help venv infinity agents crew beeai mlflow up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+.PHONY: help venv up down render test lint sanity pytest molecule build bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,35 +29,41 @@ $(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml services/ra
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e services/rag_pipeline
 	@touch $@
 
-INFINITY_STAMP := .venv-infinity/.requirements.sha256
-$(INFINITY_STAMP): requirements/infinity.txt scripts/make-side-venv.sh
-	PYTHON=$(PYTHON) scripts/make-side-venv.sh infinity infinity_emb
+# Side virtualenvs: stacks whose pins conflict with requirements/lock.txt (and with each other),
+# each .venv-NAME built from requirements/NAME.txt by scripts/make-side-venv.sh. Adding one =
+# its name in SIDE_VENVS, its check executable, its editable packages (if any) and a help line.
+SIDE_VENVS := infinity agents crew beeai mlflow
+SIDE_CHECK_infinity := infinity_emb
+SIDE_CHECK_agents := aistack-agents
+SIDE_EDIT_agents := services/agents
+SIDE_CHECK_crew := aistack-agents
+SIDE_EDIT_crew := services/agents
+SIDE_CHECK_beeai := aistack-agents
+SIDE_EDIT_beeai := services/agents
+SIDE_CHECK_mlflow := mlflow
 
-infinity: $(INFINITY_STAMP) ## Separate venv for the infinity-emb embeddings server (tests)
+side_stamp = .venv-$(1)/.requirements.sha256
+# The editable packages' versions live in their __init__.py (hatch dynamic version).
+side_inputs = requirements/$(1).txt scripts/make-side-venv.sh \
+  $(foreach dir,$(SIDE_EDIT_$(1)),$(dir)/pyproject.toml $(wildcard $(dir)/*/__init__.py))
 
-AGENTS_STAMP := .venv-agents/.requirements.sha256
-$(AGENTS_STAMP): requirements/agents.txt scripts/make-side-venv.sh services/agents/pyproject.toml services/agents/aistack_agents/__init__.py
-	PYTHON=$(PYTHON) scripts/make-side-venv.sh agents aistack-agents services/agents
+define side_venv_rule
+$(call side_stamp,$(1)): $(call side_inputs,$(1))
+	PYTHON=$(PYTHON) scripts/make-side-venv.sh $(1) $(SIDE_CHECK_$(1)) $(SIDE_EDIT_$(1))
+$(1): $(call side_stamp,$(1))
+endef
+$(foreach name,$(SIDE_VENVS),$(eval $(call side_venv_rule,$(name))))
 
-agents: $(AGENTS_STAMP) ## Separate venv for services/agents (LangGraph router, A2A server) + its tests
+infinity: ## Separate venv for the infinity-emb embeddings server (tests)
+agents: ## Separate venv for services/agents (LangGraph router, A2A server) + its tests
+crew: ## Separate venv for the CrewAI research crew of services/agents + its tests
+beeai: ## Separate venv for the lab's BeeAI agent (beeai-framework, a2a-sdk 0.3) + its tests
+mlflow: ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
 
-CREW_STAMP := .venv-crew/.requirements.sha256
-$(CREW_STAMP): requirements/crew.txt scripts/make-side-venv.sh services/agents/pyproject.toml services/agents/aistack_agents/__init__.py
-	PYTHON=$(PYTHON) scripts/make-side-venv.sh crew aistack-agents services/agents
-
-crew: $(CREW_STAMP) ## Separate venv for the CrewAI research crew of services/agents + its tests
-
-BEEAI_STAMP := .venv-beeai/.requirements.sha256
-$(BEEAI_STAMP): requirements/beeai.txt scripts/make-side-venv.sh services/agents/pyproject.toml services/agents/aistack_agents/__init__.py
-	PYTHON=$(PYTHON) scripts/make-side-venv.sh beeai aistack-agents services/agents
-
-beeai: $(BEEAI_STAMP) ## Separate venv for the lab's BeeAI agent (beeai-framework, a2a-sdk 0.3) + its tests
-
-MLFLOW_STAMP := .venv-mlflow/.requirements.sha256
-$(MLFLOW_STAMP): requirements/mlflow.txt scripts/make-side-venv.sh
-	PYTHON=$(PYTHON) scripts/make-side-venv.sh mlflow mlflow
-
-mlflow: $(MLFLOW_STAMP) ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
+# They are independent and mostly wait on downloads and unpacking: build them side by side.
+side-venvs: ## Every side venv, built in parallel
+	$(MAKE) --no-print-directory -j$(words $(SIDE_VENVS)) -Otarget $(SIDE_VENVS)
+.PHONY: side-venvs $(SIDE_VENVS)
 
 venv: $(STAMP) ## Create .venv with every pinned dependency
 
@@ -90,7 +96,7 @@ sanity: build ## ansible-test sanity on the built collection (offline pip bootst
 	cd $(SANITY_ROOT) && echo "/tests/output/" > .gitignore && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
 
-pytest: venv infinity agents crew beeai mlflow ## pytest: modules, rendering, services integration
+pytest: venv side-venvs ## pytest: modules, rendering, services integration
 	$(BIN)/pytest
 
 molecule: venv ## molecule test for molecule/default (render every inventory, idempotence, verify)

@@ -5,13 +5,9 @@ collects only that stack's suite. Collected only by the main venv."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.side_venv import run_suite_in_side_venv
 
 
 @pytest.mark.slow
@@ -20,19 +16,4 @@ REPO = Path(__file__).resolve().parents[2]
     [("agents", 900), ("crew", 900), ("beeai", 600)],
 )
 def test_suite_in_side_venv(stack: str, timeout_s: int) -> None:
-    python = REPO / f".venv-{stack}" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"run `make {stack}` first (.venv-{stack} missing)")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run(
-        [str(python), "-m", "pytest", "tests/agents", "-q", "-p", "no:cacheprovider"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    summary = proc.stdout.strip().splitlines()[-1:] or ["(no output)"]
-    print(f"tests/agents in .venv-{stack}: {summary[0]}")
-    assert proc.returncode == 0, f"{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}"
+    run_suite_in_side_venv(stack, "tests/agents", timeout_s)
