@@ -16,7 +16,7 @@ export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every .venv/bin tool is used by path; nothing depends on an activated venv.
-.PHONY: help venv up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+.PHONY: help venv up down render test lint sanity pytest molecule build image bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -83,6 +83,7 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/role-readme.py --check
 	$(BIN)/python scripts/awx-survey-table.py --check
+	$(BIN)/python scripts/images.py check
 
 build: venv ## Build the collection tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build/collection .
@@ -104,6 +105,9 @@ molecule: venv ## molecule test for molecule/default (render every inventory, id
 	MOLECULE_GLOB='molecule/*/molecule.yml' PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s default
 
 test: lint sanity pytest molecule ## Everything CI runs
+
+image: venv ## Build the container images (podman, buildah or docker): make image [IMAGES="rag-pipeline agents"]
+	$(BIN)/python scripts/images.py build $(IMAGES)
 
 bench-rag: venv ## RAG retrieval quality, ingestion throughput and query latency
 	$(BIN)/python benchmarks/rag_all.py
