@@ -60,9 +60,9 @@ crew: ## Separate venv for the CrewAI research crew of services/agents + its tes
 beeai: ## Separate venv for the lab's BeeAI agent (beeai-framework, a2a-sdk 0.3) + its tests
 mlflow: ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
 
-# They are independent and mostly wait on downloads and unpacking: build them side by side.
+# They are independent and partly wait on downloads: build them side by side (2 cores: -j3).
 side-venvs: ## Every side venv, built in parallel
-	$(MAKE) --no-print-directory -j$(words $(SIDE_VENVS)) -Otarget $(SIDE_VENVS)
+	$(MAKE) --no-print-directory -j3 -Otarget $(SIDE_VENVS)
 .PHONY: side-venvs $(SIDE_VENVS)
 
 venv: $(STAMP) ## Create .venv with every pinned dependency
