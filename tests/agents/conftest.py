@@ -31,7 +31,8 @@ CREW_VENV = REPO / ".venv-crew"
 # venv collects only the runners (test_in_side_venvs.py), which run this folder in each side venv,
 # and each side venv collects only its own suite.
 SUITES = {
-    "router": ["test_router.py", "test_a2a.py", "test_plumbing.py"],  # .venv-agents
+    # .venv-agents
+    "router": ["test_router.py", "test_a2a.py", "test_plumbing.py", "test_bench.py"],
     "crew": ["test_crew.py"],  # .venv-crew: CrewAI, a2a-sdk 1.x, no LangGraph
     "beeai": ["test_beeai.py"],  # .venv-beeai: beeai-framework, a2a-sdk 0.3
 }
@@ -59,6 +60,9 @@ KINDS = {
     "You are Technical writer": "write",
     "You are Reviewer": "review",
     "# Role": "beeai",
+    "You are a travel planner": "tp_plan",  # the benchmarks (aistack_agents.bench)
+    "You collect travel information": "tp_collect",
+    "You run a vending machine": "vending",
 }
 
 
