@@ -5,6 +5,7 @@ Pushgateway and/or written as a node-exporter textfile)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.parse
 from pathlib import Path
@@ -22,7 +23,13 @@ class ExportError(RuntimeError):
 class MlflowRest:
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")
-        self.http = httpx.Client(timeout=timeout_s)
+        # The MLflow client's credentials: a bearer token, else basic auth.
+        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        password = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+        auth = (user, password) if user and not token else None
+        self.http = httpx.Client(timeout=timeout_s, headers=headers, auth=auth)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self.http.request(method, f"{self.url}{path}", json=body)
