@@ -242,6 +242,32 @@ def rag_url() -> Iterator[str]:
         stop(proc)
 
 
+def start_server(**env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`aistack-agents serve` (the router's A2A server) on a free loopback port."""
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if k not in ("LLM_URL", "LOCALAI_URL", "RAG_URL")}
+    log = Path(tempfile.mkdtemp(prefix="agents-a2a-")) / "a2a.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(AGENTS_VENV / "bin" / "aistack-agents"), "serve", "--port", str(port)],
+            env={**base, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc, 60)
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def router_server(scripted_llm: ScriptedLLM, rag_url: str) -> Iterator[str]:
+    """The router's A2A server on the scripted LLM and the RAG service, shared by the A2A
+    tests and the benchmarks' A2A agent test."""
+    proc, url = start_server(LLM_URL=scripted_llm.url, LLM_MODEL="scripted", RAG_URL=rag_url)
+    yield url
+    stop(proc)
+
+
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     """A real PostgreSQL from pgserver, one per session."""

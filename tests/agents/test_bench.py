@@ -379,21 +379,16 @@ def test_sole_planning_and_two_stage_with_a_scripted_model(
     assert metrics["delivery_rate"] == 0.5 and metrics["final_pass_rate"] == 0.5
 
 
-def test_a2a_agent_plans_through_the_router(llm: ScriptedLLM, db: tp_data.Database) -> None:
-    from tests.agents.test_a2a import start_server
-    from tests.conftest import stop
-
-    proc, url = start_server(LLM_URL=llm.url, LLM_MODEL="scripted")
-    try:
-        llm.expect(
-            ("classify", '{"classification": "creative", "route": "direct"}'),
-            ("generate", json.dumps(good_plan())),
-            ("quality", '{"score": 90, "reason": "ok"}'),
-        )
-        [record] = tp_runner.run(tp_runner.A2AAgent(url), [query()], "sole-planning", db)
-        llm.done()
-    finally:
-        stop(proc)
+def test_a2a_agent_plans_through_the_router(
+    llm: ScriptedLLM, db: tp_data.Database, router_server: str
+) -> None:
+    llm.expect(
+        ("classify", '{"classification": "creative", "route": "direct"}'),
+        ("generate", json.dumps(good_plan())),
+        ("quality", '{"score": 90, "reason": "ok"}'),
+    )
+    [record] = tp_runner.run(tp_runner.A2AAgent(router_server), [query()], "sole-planning", db)
+    llm.done()
     assert record["state"] == "completed" and record["plan"] == good_plan()
     assert "Nagai, Tadka" in llm.requests[1]["body"]["messages"][-1]["content"]
 
