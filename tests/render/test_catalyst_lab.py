@@ -866,6 +866,22 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
             'kagenti_agents_mcp_url must be empty or an http(s) URL, got "mcp-gateway:8080/mcp"',
         ],
     ),
+    "agentic_benchmark": (
+        "apps",
+        "agentic_benchmark",
+        {
+            "agentic_benchmark_travelplanner_mode": "two-stage",
+            "agentic_benchmark_travelplanner_queries_path": "../etc/passwd",
+            "agentic_benchmark_vendingbench_days": 0,
+            "agentic_benchmark_pushgateway_url": "pushgateway:9091",
+        },
+        [
+            "an A2A agent plans in sole-planning mode (it brings its own tools)",
+            "agentic_benchmark_travelplanner_queries_path must be a path inside the data PVC",
+            "agentic_benchmark_vendingbench_days must be >= 1",
+            "agentic_benchmark_pushgateway_url must be an http(s) URL or empty",
+        ],
+    ),
 }
 
 
@@ -887,3 +903,75 @@ def test_llm_benchmark_job_sends_no_localai_key_to_the_gateway(lab: Path) -> Non
     job = bundle(lab, "llm_benchmark").get("Job")
     (bench,) = job["spec"]["template"]["spec"]["containers"]
     assert "LLM_API_KEY" not in {e["name"] for e in bench.get("env", [])}
+
+
+# -- agentic_benchmark -------------------------------------------------------------------
+
+
+def test_agentic_benchmark_jobs_test_the_beeai_agent_and_llama_stack(lab: Path) -> None:
+    """TravelPlanner asks the lab's BeeAI agent (Kagenti's Service, A2A 9999) and Vending-Bench
+    the model behind Llama Stack, both in the agents image (roles/agents' variables), results
+    on their PVC and in the lab's MLflow, hardened, no key in the manifests."""
+    bench = bundle(lab, "agentic_benchmark")
+    assert bench.kinds() == ["ServiceAccount", "PersistentVolumeClaim", "Job", "Job"]
+    assert bench.get("ServiceAccount")["automountServiceAccountToken"] is False
+    pvc = bench.get("PersistentVolumeClaim", "agentic-benchmark-results")
+    jobs = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+        for o in bench.objects()
+        if o["kind"] == "Job"
+    }
+    assert set(jobs) == {"travelplanner", "vendingbench"}
+    router = bundle(lab, "agents")
+    router_pod = router.get("Deployment", "agents-router")["spec"]["template"]["spec"]
+    router_env = router.get("ConfigMap", "agents-router-config")["data"]
+    beeai = bundle(lab, "kagenti").get("Service", "agents-beeai")
+    beeai_url = (
+        f"http://{beeai['metadata']['name']}.{beeai['metadata']['namespace']}.svc.cluster.local"
+        f":{beeai['spec']['ports'][0]['port']}"
+    )
+    for name, job in jobs.items():
+        assert job["metadata"]["name"].startswith(f"agentic-benchmark-{name}-")
+        spec = job["spec"]["template"]["spec"]
+        assert spec["serviceAccountName"] == "agentic-benchmark"
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
+        [container] = spec["containers"]
+        assert container["image"] == router_pod["containers"][0]["image"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert {"requests", "limits"} <= set(container["resources"])
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (
+            env["LLM_URL"] == router_env["LLM_URL"] and env["LLM_MODEL"] == router_env["LLM_MODEL"]
+        )
+        # The MLflow URL the lab's server admits (the agents' one, see the mlflow test above).
+        assert env["MLFLOW_TRACKING_URI"] == router_env["MLFLOW_TRACKING_URI"]
+        assert env["BENCH_RESULTS_DIR"] == "/results"
+        assert "LLM_API_KEY" not in env and "PUSHGATEWAY_URL" not in env
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        claim = pvc["metadata"]["name"]
+        assert volumes["results"]["persistentVolumeClaim"]["claimName"] == claim
+        assert mounts["results"]["mountPath"] == "/results" and "tmp" in volumes
+        args = container["args"]
+        assert args[:2] == ["bench", name]
+        assert args[args.index("--run-name") + 1] == job["metadata"]["name"].removeprefix(
+            "agentic-benchmark-"
+        )
+    tp = jobs["travelplanner"]["spec"]["template"]["spec"]
+    args = tp["containers"][0]["args"]
+    assert (
+        args[args.index("--agent") + 1] == "a2a" and args[args.index("--a2a-url") + 1] == beeai_url
+    )
+    assert args[args.index("--mode") + 1] == "sole-planning"
+    assert args[args.index("--database") + 1] == "/data/database"
+    assert args[args.index("--queries") + 1] == "/data/validation.csv"
+    data = {v["name"]: v for v in tp["volumes"]}["data"]["persistentVolumeClaim"]
+    assert data == {"claimName": "travelplanner-data", "readOnly": True}
+    vb = jobs["vendingbench"]["spec"]["template"]["spec"]
+    vb_args = vb["containers"][0]["args"]
+    assert vb_args[vb_args.index("--policy") + 1] == "llm"
+    assert "data" not in {v["name"] for v in vb["volumes"]}
+    assert bench.required_secrets() == []
