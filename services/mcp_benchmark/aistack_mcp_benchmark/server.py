@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -464,4 +463,4 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> ASGIApp:
     return BearerAuth(build_server(settings, host).streamable_http_app(), settings.auth_token)
 
 
-__all__ = ["BenchmarkMCP", "Path", "build_server", "create_app"]
+__all__ = ["BenchmarkMCP", "build_server", "create_app"]
