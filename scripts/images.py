@@ -67,6 +67,8 @@ class Image:
     closure: tuple[str, tuple[str, ...]] | None = None
     # Or a side requirements file (requirements/NAME.txt, a pip freeze): every pin of it, hashed.
     pins_from: str | None = None
+    # Pins of pins_from the image leaves out (test tools: pip check proves nothing needs them).
+    exclude: tuple[str, ...] = ()
     torch_cpu: bool = False
 
     @property
@@ -127,6 +129,13 @@ IMAGES: list[Image] = [
             ("agents-crew", "crew"),
             ("agents-beeai", "beeai"),
         ]
+    ),
+    Image(
+        "mcp-benchmark",
+        "services/mcp_benchmark/Containerfile",
+        "services/mcp_benchmark/aistack_mcp_benchmark/__init__.py",
+        pins_from="requirements/mcp.txt",
+        exclude=("pytest", "pytest-asyncio", "iniconfig", "pygments", "editables"),
     ),
 ]
 
@@ -241,7 +250,11 @@ def torch_cpu_hashes(version: str) -> list[str]:
 def wanted_pins(image: Image) -> tuple[dict[str, str], str]:
     """The pins an image installs (name -> version) and where they come from."""
     if image.pins_from:
-        return lock_pins(REPO / image.pins_from), f"every pin of {image.pins_from}"
+        pins = lock_pins(REPO / image.pins_from)
+        source = f"every pin of {image.pins_from}"
+        if image.exclude:
+            source += f" but {', '.join(image.exclude)}"
+        return {k: v for k, v in pins.items() if k not in image.exclude}, source
     assert image.closure is not None
     pins = lock_pins()
     names = closure(*image.closure) - ({"torch"} if image.torch_cpu else set())
