@@ -100,8 +100,8 @@ CASES = {
             "finetune_base_model": "oci://registry.example/models/qwen",
         },
         [
-            "finetune_priority 0 must be below the model servers' priority 0: the Job must yield "
-            "the shared GPU to inference",
+            "finetune_priority 0 must be below the priority of the model servers (0): the Job "
+            "must yield the shared GPU to inference",
             "finetune_run_name must be a DNS label (it names the output directory and the Job), "
             'got "My Run"',
             "finetune_args has unknown options: learning_rate",

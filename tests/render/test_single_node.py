@@ -747,6 +747,15 @@ def test_llm_benchmark_job_sends_localai_api_key(bundle: Bundle) -> None:
 # --- the fine-tuning Job -------------------------------------------------------------------
 
 
+def cli_options(args: list[str]) -> dict[str, str]:
+    """--name value pairs of a command line (flags without a value left out)."""
+    return {
+        arg: args[i + 1]
+        for i, arg in enumerate(args[:-1])
+        if arg.startswith("--") and not args[i + 1].startswith("--")
+    }
+
+
 def finetune_job(bundle: Bundle) -> dict[str, Any]:
     (job,) = [o for o in bundle.objects["finetune"] if o["kind"] == "Job"]
     return job
@@ -771,7 +780,7 @@ def test_finetune_job_trains_on_the_gpu_below_inference(bundle: Bundle) -> None:
     # Resumable: always --resume into the same output directory; an eviction is not a failure.
     args = train["args"]
     assert args[0] == "train" and "--resume" in args
-    option = dict(zip(args[1::2], args[2::2], strict=False))
+    option = cli_options(args)
     assert option["--output"] == "/output/default"
     assert option["--base-model"] == "/models/Qwen2.5-0.5B-Instruct"
     assert option["--dataset"] == "/datasets/train.jsonl"
@@ -846,7 +855,7 @@ def test_finetune_variant_model_image_mlflow_and_vllm_registration(variant: Bund
         "--vllm-url",
         "http://qwen-predictor.ai-stack.svc.cluster.local/v1",
     ]
-    option = dict(zip(register["args"][1::2], register["args"][2::2], strict=False))
+    option = cli_options(register["args"])
     assert option["--path"] == "/adapters/default/adapter"
     assert option["--adapter-dir"] == args[args.index("--output") + 1] + "/adapter"
     assert env_map(register)["VLLM_API_KEY"]["secretKeyRef"]["name"] == "vllm-api-key"
