@@ -101,6 +101,8 @@ def test_loss_is_finite_and_goes_down(tiny_model: Path, toy_dataset: Path, tmp_p
     again = train(config(tiny_model, toy_dataset, out, max_steps=12, resume=True), log=logs.append)
     assert again["final_loss"] == metrics["final_loss"]
     assert logs[-1].endswith("already completed; nothing to do")
+    with pytest.raises(TrainError, match=r"completed run with other settings \(lr changed\)"):
+        train(config(tiny_model, toy_dataset, out, max_steps=12, lr=0.1, resume=True), print)
 
 
 def test_saved_adapter_reloads_and_changes_the_output(

@@ -105,6 +105,10 @@ def _atomic_json(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def _changed(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    return [key for key in current if saved.get(key) != current[key]]
+
+
 def latest_checkpoint(output: Path) -> Path | None:
     """The newest complete checkpoint (a half-written one is a .tmp folder, never renamed)."""
     found = [
@@ -289,9 +293,14 @@ class Trainer:
             )
         if config.resume and metrics_path.exists():
             done = json.loads(metrics_path.read_text())
-            if done.get("fingerprint") == fingerprint and done.get("status") == "completed":
-                self.log(f"{self.output}: this run already completed; nothing to do")
-                return dict(done)
+            changed = _changed(done.get("fingerprint", {}), fingerprint)
+            if changed:
+                raise TrainError(
+                    f"{self.output} holds a completed run with other settings "
+                    f"({', '.join(changed)} changed): choose a new output directory"
+                )
+            self.log(f"{self.output}: this run already completed; nothing to do")
+            return dict(done)
         self.output.mkdir(parents=True, exist_ok=True)
 
         device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -340,11 +349,7 @@ class Trainer:
         }
         if config.resume and checkpoint is not None:
             saved = json.loads((checkpoint / "state.json").read_text())
-            changed = [
-                key
-                for key in fingerprint
-                if saved.get("fingerprint", {}).get(key) != fingerprint[key]
-            ]
+            changed = _changed(saved.get("fingerprint", {}), fingerprint)
             if changed:
                 raise TrainError(
                     f"cannot resume from {checkpoint}: {', '.join(changed)} changed since it was "
