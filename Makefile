@@ -32,7 +32,7 @@ $(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml services/ra
 # Side virtualenvs: stacks whose pins conflict with requirements/lock.txt (and with each other),
 # each .venv-NAME built from requirements/NAME.txt by scripts/make-side-venv.sh. Adding one =
 # its name in SIDE_VENVS, its check executable, its editable packages (if any) and a help line.
-SIDE_VENVS := infinity agents crew beeai mlflow mcp
+SIDE_VENVS := infinity agents crew beeai mlflow mcp finetune
 SIDE_CHECK_infinity := infinity_emb
 SIDE_CHECK_agents := aistack-agents
 SIDE_EDIT_agents := services/agents
@@ -43,6 +43,8 @@ SIDE_EDIT_beeai := services/agents
 SIDE_CHECK_mlflow := mlflow
 SIDE_CHECK_mcp := aistack-mcp-benchmark
 SIDE_EDIT_mcp := services/mcp_benchmark
+SIDE_CHECK_finetune := aistack-finetune
+SIDE_EDIT_finetune := services/finetune
 
 side_stamp = .venv-$(1)/.requirements.sha256
 # The editable packages' versions live in their __init__.py (hatch dynamic version).
@@ -62,6 +64,7 @@ crew: ## Separate venv for the CrewAI research crew of services/agents + its tes
 beeai: ## Separate venv for the lab's BeeAI agent (beeai-framework, a2a-sdk 0.3) + its tests
 mlflow: ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
 mcp: ## Separate venv for services/mcp_benchmark (the benchmark MCP server, MCP SDK) + its tests
+finetune: ## Separate venv for services/finetune (LoRA fine-tuning: torch CPU, transformers, peft) + its tests
 
 # They are independent and partly wait on downloads: build them side by side (2 cores: -j3).
 side-venvs: ## Every side venv, built in parallel

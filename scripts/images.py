@@ -137,6 +137,15 @@ IMAGES: list[Image] = [
         pins_from="requirements/mcp.txt",
         exclude=("pytest", "pytest-asyncio", "iniconfig", "pygments", "editables"),
     ),
+    # torch comes from PyTorch's CUDA index (TORCH_INDEX_URL), pinned by version in the
+    # Containerfile: that index's hashes are not reachable from where the lock is made.
+    Image(
+        "finetune",
+        "services/finetune/Containerfile",
+        "services/finetune/aistack_finetune/__init__.py",
+        pins_from="requirements/finetune.txt",
+        exclude=("torch", "pytest", "iniconfig", "pygments", "editables"),
+    ),
 ]
 
 
