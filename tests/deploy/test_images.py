@@ -85,6 +85,13 @@ def test_roles_deploy_the_images_that_are_built() -> None:
         if agent.get("image_repository") == "aistack/agents-beeai"
     )
     assert built["agents-beeai"] == f"ghcr.io/aistack/agents-beeai:{beeai['image_tag']}"
+    for role, prefix, name in [
+        ("mcp_servers", "mcp_servers_benchmark", "mcp-benchmark"),
+        ("finetune", "finetune", "finetune"),
+    ]:
+        values = defaults(role)
+        repository, tag = values[f"{prefix}_image_repository"], values[f"{prefix}_image_tag"]
+        assert built[name] == f"ghcr.io/{repository}:{tag}", name
 
 
 def test_list_is_the_workflow_matrix_and_molecule_builds_by_name() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from tests.side_venv import REPO, run_suite_in_side_venv
 
@@ -22,16 +23,18 @@ def _pins(name: str) -> dict[str, str]:
 
 
 def test_image_recipe_matches_the_package() -> None:
-    """The image tag is the package version; the image installs the pinned file, runs as uid
-    1001 and carries the engine as the package llm_benchmark."""
+    """The image tag is the package version and the mcp_servers role's tag; the image installs
+    the hashed pins, runs as the uid the role sets and carries the engine as llm_benchmark."""
     init = (SERVICE / "aistack_mcp_benchmark" / "__init__.py").read_text()
     match = re.search(r'__version__ = "([^"]+)"', init)
     assert match
     recipe = (SERVICE / "Containerfile").read_text()
     assert f"-t ghcr.io/aistack/mcp-benchmark:{match[1]} ." in recipe
-    assert "COPY requirements/mcp.txt" in recipe and "--no-deps -r runtime.txt" in recipe
+    assert "COPY requirements/images/mcp.txt" in recipe and "--require-hashes" in recipe
     assert "COPY plugins/module_utils/llm_benchmark ./llm_benchmark" in recipe
-    assert re.search(r"^USER 1001$", recipe, re.M) and "EXPOSE 8000" in recipe
+    role = yaml.safe_load((REPO / "roles/mcp_servers/defaults/main.yml").read_text())
+    uid = role["mcp_servers_benchmark_run_as_user"]
+    assert re.search(rf"^USER {uid}$", recipe, re.M) and "EXPOSE 8000" in recipe
     assert recipe.count("\nFROM ") == 2  # build stage + runtime stage
 
 

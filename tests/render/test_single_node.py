@@ -526,10 +526,10 @@ def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
     assert crew_config["MCP_URL"] == "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp"
     assert crew_config["LLM_URL"] == f"http://ollama.{NAMESPACE}.{SVC}:11434/v1"
     assert env_map(crew_run)["MCP_API_KEY"] == {
-        "secretKeyRef": {"name": "mcp-token", "key": "api-key"}
+        "secretKeyRef": {"name": "mcp-token", "key": "api_key"}  # the gateway Secret's key
     }
     assert "MCP_API_KEY" not in env_map(run)  # the router has no MCP server
-    mcp_secret = {"name": "mcp-token", "namespace": NAMESPACE, "keys": ["api-key"]}
+    mcp_secret = {"name": "mcp-token", "namespace": NAMESPACE, "keys": ["api_key"]}
     assert mcp_secret | {"source": "existing"} in agents.secrets["agents"]
     ingress = agents.get("Ingress", "agents-router")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
