@@ -246,11 +246,19 @@ def test_reindex_failure_midway_leaves_the_old_collection(
         assert physical(pipeline, name) == before
         assert (pipeline.store.get_chunker(name) or {})["size"] == OLD["chunk_size"]
         assert 'rag_reindex_jobs_total{state="failed"} 1.0' in client.get("/metrics").text
+        # A build left by a process killed mid-job: hidden, and dropped by the next re-index.
+        chunker = pipeline.chunker()[1].as_dict()
+        leftover = pipeline.store.create_staging(name, embedder.dimension, chunker)
+        listed_names = [c["name"] for c in client.get("/collections").json()["collections"]]
+        assert name in listed_names and leftover not in listed_names
+        assert pipeline.store.leftover_staging(name) == [leftover]
         # Fixed, it goes through.
         failing.fail_at = 0
         r = client.post(f"/collections/{name}/reindex", params={"wait": 60})
         assert r.json()["state"] == "succeeded", r.text
         assert documents(client, name) == listed
+        after = physical(pipeline, name)
+        assert len(after) == len(before) and not [p for p in after if leftover in p], after
 
 
 @pytest.mark.parametrize("store", STORES)
