@@ -17,7 +17,7 @@ import pytest
 from rag_pipeline.embeddings import EmbedderError, LocalEmbedder
 from rag_pipeline.main import create_app
 from rag_pipeline.models import DocumentIn
-from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.pipeline import Pipeline, ReindexConflictError
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
 from tests.rag_pipeline.conftest import API_KEY, AUTH, serve
@@ -297,6 +297,9 @@ def test_reindex_refusals_and_the_0_3_0_layout(
         assert client.post(f"/collections/{name}/reindex").status_code == 202
         r = client.post(f"/collections/{name}/reindex")
         assert r.status_code == 409 and "is being re-indexed" in r.json()["detail"], r.text
+        if store == "pgvector":  # another replica on the same database is refused too
+            with pytest.raises(ReindexConflictError, match="another process"):
+                make(**where, **OLD).start_reindex(name)
         held.hold.set()
         assert follow(client, name)["state"] == "succeeded"
         assert pipeline.store.get_chunker(name) == pipeline.chunker()[1].as_dict()

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any, Literal, NamedTuple
 
@@ -539,11 +539,21 @@ class Pipeline:
                 "must be created anew (or deleted) and ingested into."
             )
         job = self.reindex_jobs.start(name)
-        job.chunker = chunker
-        job.documents_total = len(self.store.list_documents(name))
+        try:
+            release = self.store.lock_reindex(name)
+            if release is None:
+                raise ReindexConflictError(
+                    f"collection {name!r} is being re-indexed by another process of this "
+                    "service (another replica); wait for it to finish"
+                )
+            job.chunker = chunker
+            job.documents_total = len(self.store.list_documents(name))
+        except Exception as exc:
+            self.reindex_jobs.finish(job, "failed", str(exc))
+            raise
         self.metrics.reindex_running.inc()
         threading.Thread(
-            target=self._run_reindex, args=(job,), name=f"reindex-{name}", daemon=True
+            target=self._run_reindex, args=(job, release), name=f"reindex-{name}", daemon=True
         ).start()
         return job.model_copy()
 
@@ -561,7 +571,7 @@ class Pipeline:
         self.metrics.observe_stages("reindex", timer.done())
         return sum(len(v.points) for v in versions)
 
-    def _run_reindex(self, job: ReindexJob) -> None:
+    def _run_reindex(self, job: ReindexJob, release: Callable[[], None]) -> None:
         name = job.collection
         staging: str | None = None
         started = time.perf_counter()
@@ -616,6 +626,7 @@ class Pipeline:
             self.reindex_jobs.finish(job, "failed", f"{type(exc).__name__}: {exc}")
             self.metrics.reindex_jobs.labels("failed").inc()
         finally:
+            release()
             self.metrics.reindex_running.dec()
 
     # -- query ----------------------------------------------------------------------------

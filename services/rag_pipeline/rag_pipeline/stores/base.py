@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,6 +312,12 @@ class VectorStore(ABC):
     @abstractmethod
     def drop_staging(self, staging: str) -> None:
         """Drop a build that will not be switched to (nothing if it is gone)."""
+
+    def lock_reindex(self, name: str) -> Callable[[], None] | None:
+        """Take the store-wide right to re-index ``name``: a function that gives it back, or
+        None while another process holds it. Default: nothing to take (the pipeline's own
+        registry refuses a second job in this process)."""
+        return lambda: None
 
     @abstractmethod
     def leftover_staging(self, name: str) -> list[str]:

@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import json
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -653,6 +653,27 @@ class PgVectorStore(VectorStore):
                 (staging,),
             )
             self._drop(conn, staging)
+
+    def lock_reindex(self, name: str) -> Callable[[], None] | None:
+        # A session-level advisory lock on a connection of its own, held for the whole job:
+        # replicas sharing the database refuse a second re-index too, and a process that dies
+        # gives the lock back with its connection.
+        try:
+            conn = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
+        key = _lock_key(name, "\x00reindex")
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not (row and row[0]):
+            conn.close()
+            return None
+
+        def release() -> None:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            conn.close()
+
+        return release
 
     def leftover_staging(self, name: str) -> list[str]:
         with self._conn() as conn:
