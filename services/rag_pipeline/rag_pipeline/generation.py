@@ -114,12 +114,22 @@ class Generator:
     def _error(self, exc: BaseException) -> GenerationError:
         return GenerationError(f"LLM at {self.base_url} failed: {exc or type(exc).__name__}")
 
-    def _request(self, question: str, sources: list[Source], stream: bool) -> dict[str, Any]:
+    def _request(
+        self,
+        question: str,
+        sources: list[Source],
+        stream: bool,
+        messages: list[dict[str, str]] | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """The chat request: ``messages`` (else the question with its numbered sources);
+        ``overrides``: temperature / max_tokens a caller asked for (None: the settings')."""
         return {
             "model": self.model,
-            "messages": build_messages(question, sources, self.system_prompt),
+            "messages": messages or build_messages(question, sources, self.system_prompt),
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
+            **{k: v for k, v in overrides.items() if v is not None},
             "stream": stream,
         }
 
@@ -133,10 +143,15 @@ class Generator:
             raise self._error(exc) from exc
         return (response.choices[0].message.content or "").strip() if response.choices else ""
 
-    def generate(self, question: str, sources: list[Source]) -> str:
-        future = asyncio.run_coroutine_threadsafe(
-            self._complete(self._request(question, sources, stream=False)), self._loop
-        )
+    def generate(
+        self,
+        question: str,
+        sources: list[Source],
+        messages: list[dict[str, str]] | None = None,
+        **overrides: Any,
+    ) -> str:
+        request = self._request(question, sources, False, messages, **overrides)
+        future = asyncio.run_coroutine_threadsafe(self._complete(request), self._loop)
         try:
             return future.result(timeout=self.deadline_s + _GRACE_S)
         except concurrent.futures.TimeoutError:
@@ -160,14 +175,19 @@ class Generator:
         except Exception as exc:  # SDK errors and transport errors raised mid-stream
             out.put(("error", self._error(exc)))
 
-    def stream(self, question: str, sources: list[Source]) -> Iterator[str]:
+    def stream(
+        self,
+        question: str,
+        sources: list[Source],
+        messages: list[dict[str, str]] | None = None,
+        **overrides: Any,
+    ) -> Iterator[str]:
         """Yield answer pieces as they arrive; raise GenerationError on failure or deadline.
         Closing the iterator early (client gone) cancels the request."""
         deadline = time.monotonic() + self.deadline_s
         events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
-        future = asyncio.run_coroutine_threadsafe(
-            self._pump(self._request(question, sources, stream=True), events), self._loop
-        )
+        request = self._request(question, sources, True, messages, **overrides)
+        future = asyncio.run_coroutine_threadsafe(self._pump(request, events), self._loop)
         try:
             while True:
                 wait = max(0.0, deadline - time.monotonic()) + _GRACE_S

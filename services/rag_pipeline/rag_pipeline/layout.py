@@ -31,6 +31,13 @@ SPARSE_MODIFIER = "idf"
 # version by writing that point (see stores/qdrant.py).
 VERSION_KEY = "version_id"
 CURRENT_VERSION_KEY = "current_version_id"
+# The head point's payload key (Qdrant) that keeps the document's text as ingested, next to
+# its metadata and hashes: written with the version, in the same single-point write that makes
+# it current, so a document's original and its chunks are always of one version.
+ORIGINAL_KEY = "original_text"
+# Set (true) next to it, so that a write can tell whether the original is kept without
+# reading the text.
+ORIGINAL_KEPT_KEY = "original_kept"
 # The collection's metadata key (pgvector: a column of its registry row) that records the
 # chunker its chunks were cut with (rag_pipeline.chunking.ChunkerConfig.as_dict()).
 CHUNKER_KEY = "rag_chunker"

@@ -47,3 +47,48 @@ class KeyedLock:
 
 # Shared by every Pipeline of the process: two pipelines over one store serialise too.
 document_locks = KeyedLock()
+
+
+class CollectionGate:
+    """Writers of a collection (ingest, delete: shared) against a re-index's final catch-up
+    and switch (exclusive), in this process. A waiting exclusive holder keeps new shared ones
+    out, so a switch is never starved by a stream of writes."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared: dict[str, int] = {}
+        self._exclusive: set[str] = set()
+
+    @contextmanager
+    def shared(self, key: str) -> Iterator[None]:
+        with self._cond:
+            while key in self._exclusive:
+                self._cond.wait()
+            self._shared[key] = self._shared.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared[key] -= 1
+                if not self._shared[key]:
+                    del self._shared[key]
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        with self._cond:
+            while key in self._exclusive:
+                self._cond.wait()
+            self._exclusive.add(key)
+            while self._shared.get(key):
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive.discard(key)
+                self._cond.notify_all()
+
+
+# Shared by every Pipeline of the process, like document_locks.
+collection_gate = CollectionGate()

@@ -18,8 +18,8 @@ from rag_pipeline.dependencies import require_api_key
 from rag_pipeline.embeddings import Embedder, EmbedderError
 from rag_pipeline.logging_setup import configure_logging
 from rag_pipeline.observe import ObserveMiddleware, get_tracer, setup_tracing
-from rag_pipeline.pipeline import InvalidInputError, Pipeline
-from rag_pipeline.routers import collections, documents, health, ingest, layout, query
+from rag_pipeline.pipeline import InvalidInputError, Pipeline, ReindexConflictError
+from rag_pipeline.routers import collections, documents, health, ingest, layout, openai, query
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import (
     CollectionMismatchError,
@@ -103,7 +103,7 @@ def create_app(
     pipeline.tracer = get_tracer(provider)
     auth = [Depends(require_api_key)]
     app.include_router(health.router)
-    for module in (ingest, query, documents, collections, layout):
+    for module in (ingest, query, documents, collections, layout, openai):
         app.include_router(module.router, dependencies=auth)
 
     def _error(status: int, detail: str) -> JSONResponse:
@@ -130,6 +130,10 @@ def create_app(
 
     @app.exception_handler(CollectionMismatchError)
     async def _mismatch(_: Request, exc: CollectionMismatchError) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(ReindexConflictError)
+    async def _conflict(_: Request, exc: ReindexConflictError) -> JSONResponse:
         return _error(409, str(exc))
 
     @app.exception_handler(InvalidInputError)

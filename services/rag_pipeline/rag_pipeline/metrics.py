@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -43,6 +43,21 @@ class Metrics:
             "rag_generation_errors_total",
             "Failed LLM calls, by reason",
             ["reason"],
+            registry=self.registry,
+        )
+
+        self.reindex_running = Gauge(
+            "rag_reindex_running", "Re-index jobs running", registry=self.registry
+        )
+        self.reindexed_documents = Counter(
+            "rag_reindexed_documents_total",
+            "Documents re-chunked and re-embedded by re-index jobs",
+            registry=self.registry,
+        )
+        self.reindex_jobs = Counter(
+            "rag_reindex_jobs_total",
+            "Finished re-index jobs, by outcome (succeeded, failed)",
+            ["state"],
             registry=self.registry,
         )
 

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any, Literal, NamedTuple
 
@@ -32,7 +32,7 @@ from rag_pipeline.generation import (
     extractive_answer,
 )
 from rag_pipeline.layout import VERSION_KEY, describe_layout
-from rag_pipeline.locking import document_locks
+from rag_pipeline.locking import collection_gate, document_locks
 from rag_pipeline.metrics import Metrics
 from rag_pipeline.models import (
     BatchIngestResponse,
@@ -43,6 +43,7 @@ from rag_pipeline.models import (
     QueryResponse,
     Source,
 )
+from rag_pipeline.reindex import JobRegistry, ReindexConflictError, ReindexJob
 from rag_pipeline.rerank import RerankError, no_rerank, overlap_rerank, remote_rerank
 from rag_pipeline.retrieval import Candidate, from_hits, fuse
 from rag_pipeline.settings import Settings
@@ -51,11 +52,12 @@ from rag_pipeline.stores import (
     ChunkPoint,
     CollectionNotFoundError,
     DocumentVersion,
+    StoredDocument,
     StoreUnavailableError,
     VectorStore,
     make_store,
 )
-from rag_pipeline.stores.base import Hit
+from rag_pipeline.stores.base import Hit, Original
 
 log = logging.getLogger("rag_pipeline.pipeline")
 
@@ -151,6 +153,7 @@ class Pipeline:
         self._ping_result: tuple[float, str | None] | None = None  # (when, error or None)
         self._ping_started = self._ping_ok_at = float("-inf")
         self._chunker: tuple[TokenCounter, ChunkerConfig] | None = None
+        self.reindex_jobs = JobRegistry()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Pipeline:
@@ -223,15 +226,17 @@ class Pipeline:
             raise ChunkingConfigError(
                 f"collection {name!r} was filled by rag_pipeline 0.3.0 or earlier, whose "
                 "chunks (CHUNK_SIZE words) the embedder truncates, and records no chunker; "
-                "queries still work, but ingesting into it would mix two chunkers. Create a "
-                f"new collection (or delete this one) and ingest again; the chunker is "
-                f"{json.dumps(chunker)}"
+                "queries still work, but ingesting into it would mix two chunkers. Re-index "
+                f"it (POST /collections/{name}/reindex; needs the originals, kept since "
+                "rag_pipeline 0.5.0), or create a new collection (or delete this one) and "
+                f"ingest again; the chunker is {json.dumps(chunker)}"
             )
         raise ChunkingConfigError(
             f"collection {name!r} was chunked with {json.dumps(recorded)}, but the settings "
             f"(CHUNK_SIZE, CHUNK_OVERLAP, the embedder's tokenizer) now give "
-            f"{json.dumps(chunker)}; ingest with the collection's settings, or into a new "
-            "collection"
+            f"{json.dumps(chunker)}; re-index it with the new settings (POST "
+            f"/collections/{name}/reindex), ingest with the collection's settings, or ingest "
+            "into a new collection"
         )
 
     def check_collection(self, collection: str | None = None) -> bool:
@@ -363,8 +368,9 @@ class Pipeline:
                 seen.add(doc_id)
                 prepared.append((doc_id, digest, text_digest, doc, chunks))
         # From reading what is stored to the new versions being current: another writer of
-        # these documents in this process waits (other processes: see the stores).
-        with document_locks.hold((name, p[0]) for p in prepared):
+        # these documents in this process waits (other processes: see the stores); a
+        # re-index's switch waits for the write, or the write for the switch.
+        with collection_gate.shared(name), document_locks.hold((name, p[0]) for p in prepared):
             results, versions = self._plan_versions(name, prepared, timer)
             if versions:
                 self._embed_versions(versions, timer)
@@ -406,6 +412,7 @@ class Pipeline:
             unchanged = (
                 old is not None
                 and old.complete
+                and not old.original_missing  # written again once, original kept
                 and (old.content_hash, old.text_hash, old.chunks_total)
                 == (digest, text_digest, len(chunks))
             )
@@ -421,34 +428,50 @@ class Pipeline:
             )
             if unchanged:
                 continue
-            version = new_version_id()
-            points = [
-                ChunkPoint(
-                    point_id(doc_id, version, idx),
-                    [],
-                    SparseVector([], []),
-                    {
-                        "document_id": doc_id,
-                        VERSION_KEY: version,
-                        "content_hash": digest,
-                        "text_hash": text_digest,
-                        "chunk_index": idx,
-                        "chunks_total": len(chunks),
-                        "text": chunk.text,
-                        # Where the text is in the document (characters): neighbouring
-                        # chunks are joined without repeating their overlap.
-                        "start": chunk.start,
-                        "end": chunk.end,
-                        **({"title": chunk.prefix} if chunk.prefix else {}),
-                        "metadata": doc.metadata,
-                    },
-                )
-                for idx, chunk in enumerate(chunks)
-            ]
-            versions.append(
-                DocumentVersion(doc_id, version, digest, text_digest, doc.metadata, points, old)
+            original = Original(
+                doc_id, new_version_id(), digest, text_digest, doc.metadata, doc.text
             )
+            versions.append(self._version(original, chunks, old))
         return results, versions
+
+    @staticmethod
+    def _version(
+        doc: Original, chunks: list[Chunk], previous: StoredDocument | None = None
+    ) -> DocumentVersion:
+        """The version of ``doc`` cut into ``chunks`` (vectors still empty), its text kept."""
+        points = [
+            ChunkPoint(
+                point_id(doc.document_id, doc.version_id, idx),
+                [],
+                SparseVector([], []),
+                {
+                    "document_id": doc.document_id,
+                    VERSION_KEY: doc.version_id,
+                    "content_hash": doc.content_hash,
+                    "text_hash": doc.text_hash,
+                    "chunk_index": idx,
+                    "chunks_total": len(chunks),
+                    "text": chunk.text,
+                    # Where the text is in the document (characters): neighbouring
+                    # chunks are joined without repeating their overlap.
+                    "start": chunk.start,
+                    "end": chunk.end,
+                    **({"title": chunk.prefix} if chunk.prefix else {}),
+                    "metadata": doc.metadata,
+                },
+            )
+            for idx, chunk in enumerate(chunks)
+        ]
+        return DocumentVersion(
+            doc.document_id,
+            doc.version_id,
+            doc.content_hash,
+            doc.text_hash,
+            doc.metadata,
+            points,
+            previous,
+            doc.text,
+        )
 
     def _embed_versions(self, versions: list[DocumentVersion], timer: Timer) -> None:
         points = [p for v in versions for p in v.points]
@@ -480,11 +503,131 @@ class Pipeline:
         """Delete the document in one step; the number of chunks it had (0: none)."""
         name = self._collection(collection)
         self._require_collection(name)
-        with document_locks.hold([(name, document_id)]):
+        with collection_gate.shared(name), document_locks.hold([(name, document_id)]):
             return self.store.delete_document(name, document_id)
 
     def list_collections(self) -> list[tuple[str, int]]:
         return self.store.list_collections()
+
+    # -- re-index -------------------------------------------------------------------------
+    #
+    # The collection is rebuilt from its kept originals with the current embedder, chunker
+    # and tokenizer into a new physical collection; queries keep using the old one meanwhile.
+    # Writes keep going to the old one too: at the end, with this process's writers of the
+    # collection held off, documents written or deleted since they were read are brought
+    # over, and the name is switched to the build in one step (the store's switch); the old
+    # physical collection is dropped. A failure at any point drops the build: the old
+    # collection serves on, untouched. Versions keep their version_id, so a query that
+    # straddles the switch sees one version of each document.
+
+    def start_reindex(self, collection: str | None = None) -> ReindexJob:
+        """Check that the collection can be re-indexed (404, 409) and start a job in a thread
+        of its own; the job, as GET /collections/{name}/reindex shows it."""
+        name = self._collection(collection)
+        self._require_collection(name)
+        chunker = self.chunker()[1].as_dict()  # ChunkingConfigError (409) before anything
+        missing = self.store.missing_originals(name)
+        if missing:
+            shown = ", ".join(repr(d) for d in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise ReindexConflictError(
+                f"collection {name!r} cannot be re-indexed: {len(missing)} document(s) "
+                f"({shown}{more}) were ingested before rag_pipeline 0.5.0, which kept no "
+                "originals. Ingest them again as they are (document_ingest or POST /ingest: a "
+                "document whose original is missing is written again once, original kept) and "
+                "re-index then; a collection that refuses ingestion (made by 0.3.0 or earlier) "
+                "must be created anew (or deleted) and ingested into."
+            )
+        job = self.reindex_jobs.start(name)
+        try:
+            release = self.store.lock_reindex(name)
+            if release is None:
+                raise ReindexConflictError(
+                    f"collection {name!r} is being re-indexed by another process of this "
+                    "service (another replica); wait for it to finish"
+                )
+            job.chunker = chunker
+            job.documents_total = len(self.store.list_documents(name))
+        except Exception as exc:
+            self.reindex_jobs.finish(job, "failed", str(exc))
+            raise
+        self.metrics.reindex_running.inc()
+        threading.Thread(
+            target=self._run_reindex, args=(job, release), name=f"reindex-{name}", daemon=True
+        ).start()
+        return job.model_copy()
+
+    def _rebuild(self, target: str, originals: list[Original]) -> int:
+        """Cut, embed and write ``originals`` into the physical collection ``target``."""
+        counter, chunker = self.chunker()
+        versions = []
+        for doc in originals:
+            chunks = chunk_document(doc.text, counter, chunker, _title(doc.metadata))
+            versions.append(self._version(doc, chunks))
+        timer = Timer(self.tracer)
+        self._embed_versions(versions, timer)
+        with timer.stage("upsert"):
+            self.store.write_versions(target, versions, self.settings.upsert_batch_size)
+        self.metrics.observe_stages("reindex", timer.done())
+        return sum(len(v.points) for v in versions)
+
+    def _run_reindex(self, job: ReindexJob, release: Callable[[], None]) -> None:
+        name = job.collection
+        staging: str | None = None
+        started = time.perf_counter()
+        try:
+            for leftover in self.store.leftover_staging(name):  # a build that died with us
+                log.warning("dropping %s, left by an earlier re-index of %s", leftover, name)
+                self.store.drop_staging(leftover)
+            staging = self.store.create_staging(name, self.embedder.dimension, job.chunker)
+            log.info("re-index of %s started into %s", name, staging, extra={"job": job.job_id})
+            done: dict[str, str] = {}  # document_id -> content_hash re-indexed
+            for page in self.store.originals(name, page=self.settings.reindex_batch_documents):
+                job.chunks_written += self._rebuild(staging, page)
+                done |= {d.document_id: d.content_hash for d in page}
+                job.documents_done = len(done)
+                self.metrics.reindexed_documents.inc(len(page))
+                log.info(
+                    "re-index of %s: %d/%d documents",
+                    name,
+                    job.documents_done,
+                    job.documents_total,
+                    extra={"job": job.job_id},
+                )
+            with collection_gate.exclusive(name):
+                job.state = "switching"
+                # What was written or deleted since it was read (by this or another process).
+                now = {d.document_id: d.content_hash for d in self.store.list_documents(name)}
+                changed = sorted(d for d, h in now.items() if done.get(d) != h)
+                for page in self.store.originals(name, changed):
+                    job.chunks_written += self._rebuild(staging, page)
+                    done |= {d.document_id: d.content_hash for d in page}
+                for gone in sorted(set(done) - set(now)):
+                    self.store.delete_document(staging, gone)
+                job.documents_done = len(now)
+                self.store.switch(name, staging)
+            self.reindex_jobs.finish(job, "succeeded")
+            self.metrics.reindex_jobs.labels("succeeded").inc()
+            log.info(
+                "re-index of %s done: %d documents, %d chunks in %.1f s",
+                name,
+                job.documents_done,
+                job.chunks_written,
+                time.perf_counter() - started,
+                extra={"job": job.job_id},
+            )
+        except Exception as exc:
+            log.exception("re-index of %s failed; the collection is unchanged", name)
+            if staging is not None:
+                try:
+                    self.store.drop_staging(staging)
+                except Exception:  # the build stays; the next re-index drops it
+                    log.exception("dropping the build %s failed", staging)
+            self.reindex_jobs.finish(job, "failed", f"{type(exc).__name__}: {exc}")
+            self.metrics.reindex_jobs.labels("failed").inc()
+        finally:
+            release()
+            self.metrics.reindex_running.dec()
 
     # -- query ----------------------------------------------------------------------------
 
@@ -565,17 +708,21 @@ class Pipeline:
             for c, r in ranked
         ]
 
+    def sources(self, ranked: list[tuple[Candidate, float]]) -> list[Source]:
+        """The sources of retrieve()'s result."""
+        return self._sources(ranked)
+
+    def note_generation_error(self, exc: GenerationError, started: float | None = None) -> None:
+        """Count and log a failed LLM call (answered extractively instead)."""
+        self.metrics.generation_errors.labels(exc.reason).inc()
+        took = f" after {time.perf_counter() - started:.1f} s" if started is not None else ""
+        log.warning("generation failed (%s)%s, answering extractively: %s", exc.reason, took, exc)
+
     def _fallback(
         self, question: str, sources: list[Source], exc: GenerationError, started: float
     ) -> _Answer:
         """The extractive answer after a failed LLM call; metrics and log say why."""
-        self.metrics.generation_errors.labels(exc.reason).inc()
-        log.warning(
-            "generation failed (%s) after %.1f s, answering extractively: %s",
-            exc.reason,
-            time.perf_counter() - started,
-            exc,
-        )
+        self.note_generation_error(exc, started)
         return _Answer(extractive_answer(question, sources), "extractive", str(exc), exc.reason)
 
     def _generate(self, question: str, sources: list[Source]) -> _Answer:
@@ -680,5 +827,6 @@ __all__ = [
     "EmbedderError",
     "InvalidInputError",
     "Pipeline",
+    "ReindexConflictError",
     "StoreUnavailableError",
 ]

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     pgvector_dsn: str | None = None
     collection_name: str = Field("documents", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     upsert_batch_size: int = Field(256, ge=1, le=10_000)
+    # Documents a re-index reads, chunks, embeds and writes at a time (its progress step).
+    reindex_batch_documents: int = Field(64, ge=1, le=10_000)
 
     # Ingestion. Chunks are measured in the embedder's tokens (see chunking.py): CHUNK_SIZE 0
     # = the model's window less its special tokens, at most 256; CHUNK_OVERLAP unset = an

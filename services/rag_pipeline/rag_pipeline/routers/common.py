@@ -16,3 +16,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Text or request over the configured limit"}
 }
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "Conflicts with the collection's state"}
+}

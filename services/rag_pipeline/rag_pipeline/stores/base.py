@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,10 @@ class StoredDocument:
     chunks: int
     complete: bool
     replaced_ids: list[str] = field(default_factory=list)
+    # A versioned document (rag_pipeline 0.3.0 and 0.4.0) whose original is not kept: the
+    # next ingestion of the same content writes it again, original included, so that the
+    # collection can be re-indexed (documents of 0.2.0 and earlier: never set).
+    original_missing: bool = False
 
 
 @dataclass
@@ -120,6 +125,37 @@ class DocumentVersion:
     metadata: dict[str, Any]
     points: list[ChunkPoint]
     previous: StoredDocument | None = None
+    # The document's text as ingested, kept with the version (written in the same step) so
+    # that the collection can be re-indexed without a re-upload.
+    text: str | None = None
+
+
+@dataclass
+class Original:
+    """A document's current version as it was ingested (what a re-index re-chunks)."""
+
+    document_id: str
+    version_id: str
+    content_hash: str
+    text_hash: str
+    metadata: dict[str, Any]
+    text: str
+
+
+# Physical collections built by a re-index are named ``<name>.r<hex>``: '.' is not allowed in
+# collection names (models.COLLECTION_PATTERN), so they never clash with one, and listings
+# hide them (a finished build is reached through its logical name).
+STAGING_MARK = ".r"
+
+
+def staging_name(name: str) -> str:
+    import uuid
+
+    return f"{name}{STAGING_MARK}{uuid.uuid4().hex[:12]}"
+
+
+def is_staging(physical: str) -> bool:
+    return "." in physical
 
 
 def summarise(document_id: str, chunks: list[ExistingChunk]) -> StoredDocument:
@@ -238,6 +274,54 @@ class VectorStore(ABC):
     ) -> list[dict[str, Any]]:
         """Payloads of the chunks ``first``..``last`` (chunk_index) of one version of a
         document (``version_id`` None: its chunks written before 0.3.0), in chunk order."""
+
+    # -- originals and re-index (a logical collection name -> one physical collection) ------
+    #
+    # A collection name is logical: it names one physical collection, itself until the first
+    # re-index, afterwards the build that re-index switched to (Qdrant: a collection alias;
+    # pgvector: the registry row's ``physical`` column). Every store operation resolves the
+    # name in one place (physical_name / the registry lookup), so callers only ever use the
+    # logical name; a build in progress is addressed by its own (staging) name.
+
+    @abstractmethod
+    def physical_name(self, name: str) -> str:
+        """The physical collection that ``name`` names now."""
+
+    @abstractmethod
+    def missing_originals(self, name: str) -> list[str]:
+        """Ids of the visible documents whose original text is not kept (written before
+        rag_pipeline 0.5.0)."""
+
+    @abstractmethod
+    def originals(
+        self, name: str, document_ids: list[str] | None = None, page: int = 64
+    ) -> Iterator[list[Original]]:
+        """The originals of the current versions (all, or of ``document_ids``), ``page`` at a
+        time, in document_id order."""
+
+    @abstractmethod
+    def create_staging(self, name: str, dimension: int, chunker: dict[str, Any]) -> str:
+        """A new empty physical collection for re-indexing ``name``, with the current layout
+        and ``chunker``; its name (store operations accept it as a collection name)."""
+
+    @abstractmethod
+    def switch(self, name: str, staging: str) -> None:
+        """Make ``name`` name ``staging`` in one step, then drop the physical collection it
+        named before."""
+
+    @abstractmethod
+    def drop_staging(self, staging: str) -> None:
+        """Drop a build that will not be switched to (nothing if it is gone)."""
+
+    def lock_reindex(self, name: str) -> Callable[[], None] | None:
+        """Take the store-wide right to re-index ``name``: a function that gives it back, or
+        None while another process holds it. Default: nothing to take (the pipeline's own
+        registry refuses a second job in this process)."""
+        return lambda: None
+
+    @abstractmethod
+    def leftover_staging(self, name: str) -> list[str]:
+        """Builds of ``name`` that nothing names (a re-index that died with its process)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -16,7 +16,8 @@ import contextlib
 import hashlib
 import json
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -32,16 +33,19 @@ from rag_pipeline.stores.base import (
     DocumentVersion,
     ExistingChunk,
     Hit,
+    Original,
     StoredDocument,
     StoreUnavailableError,
     VectorStore,
+    is_staging,
     mismatch,
+    staging_name,
     summarise,
     tokenizer_mismatch,
 )
 
 _REGISTRY = "rag_collections"
-_CHUNKS, _TERMS = "rag_chunks_", "rag_terms_"
+_CHUNKS, _TERMS, _ORIGINALS = "rag_chunks_", "rag_terms_", "rag_originals_"
 # PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1).
 _MAX_IDENTIFIER = 63
 
@@ -79,6 +83,38 @@ def _lock_key(name: str, document_id: str) -> int:
 
 def _vec(values: list[float]) -> str:
     return "[" + ",".join(f"{v:.7g}" for v in values) + "]"
+
+
+@dataclass
+class _Resolved:
+    """A collection's registry row and the tables of the physical collection it names."""
+
+    physical: str
+    dimension: int
+    tokenizer: str
+    chunks: sql.Identifier
+    terms: sql.Identifier
+    originals: sql.Identifier
+
+
+def _tables_of(physical: str) -> tuple[sql.Identifier, sql.Identifier, sql.Identifier]:
+    return (
+        sql.Identifier(table_name(_CHUNKS, physical)),
+        sql.Identifier(table_name(_TERMS, physical)),
+        sql.Identifier(table_name(_ORIGINALS, physical)),
+    )
+
+
+def _create_originals(conn: psycopg.Connection[Any], physical: str) -> None:
+    """The originals table of a physical collection (documents' texts as ingested, one row per
+    document, replaced in the transaction that replaces its chunks)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (document_id text PRIMARY KEY, version_id text,"
+            " content_hash text NOT NULL, text_hash text NOT NULL, metadata jsonb NOT NULL,"
+            " text text NOT NULL)"
+        ).format(_tables_of(physical)[2])
+    )
 
 
 class PgVectorStore(VectorStore):
@@ -135,7 +171,22 @@ class PgVectorStore(VectorStore):
                     sql.Identifier(_REGISTRY)
                 )
             )
+            # The physical collection a name names (NULL: the one of its own name); set by a
+            # re-index, in the transaction that switches to the new build (rag_pipeline 0.5.0).
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS physical text").format(
+                    sql.Identifier(_REGISTRY)
+                )
+            )
             self._rename_truncated_tables(conn)
+            # Collections made before 0.5.0 get an (empty) originals table: their documents'
+            # texts were not kept, new writes keep them.
+            rows = conn.execute(
+                sql.SQL("SELECT coalesce(physical, name) FROM {}").format(sql.Identifier(_REGISTRY))
+            ).fetchall()
+            for (physical,) in rows:
+                if _table_exists(conn, table_name(_CHUNKS, physical)):
+                    _create_originals(conn, physical)
         self._ready = True
 
     @staticmethod
@@ -156,9 +207,34 @@ class PgVectorStore(VectorStore):
                         )
                     )
 
+    # -- the one place a collection name is resolved -----------------------------------------
+
     @staticmethod
-    def _tables(name: str) -> tuple[sql.Identifier, sql.Identifier]:
-        return sql.Identifier(table_name(_CHUNKS, name)), sql.Identifier(table_name(_TERMS, name))
+    def _lookup(conn: psycopg.Connection[Any], name: str) -> _Resolved | None:
+        """``name``'s registry row, locked FOR SHARE until the transaction ends: a re-index's
+        switch (an UPDATE of that row, then DROP of the old tables) waits for this transaction,
+        and a transaction that starts later reads the new row; so a query never resolves a
+        name to tables that are dropped under it."""
+        row = conn.execute(
+            sql.SQL(
+                "SELECT coalesce(physical, name), dimension, sparse_tokenizer FROM {}"
+                " WHERE name = %s FOR SHARE"
+            ).format(sql.Identifier(_REGISTRY)),
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        return _Resolved(str(row[0]), int(row[1]), row[2] or LEGACY_TOKENIZER, *_tables_of(row[0]))
+
+    def _resolve(self, conn: psycopg.Connection[Any], name: str) -> _Resolved:
+        found = self._lookup(conn, name)
+        if found is None:
+            raise CollectionNotFoundError(f"collection {name!r} not found")
+        return found
+
+    def physical_name(self, name: str) -> str:
+        with self._conn() as conn:
+            return self._resolve(conn, name).physical
 
     def ping(self) -> None:
         with self._conn() as conn:
@@ -172,22 +248,10 @@ class PgVectorStore(VectorStore):
             ).fetchone()
         return row is not None
 
-    def _require(self, conn: psycopg.Connection[Any], name: str) -> None:
-        row = conn.execute(
-            sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(sql.Identifier(_REGISTRY)), (name,)
-        ).fetchone()
-        if row is None:
-            raise CollectionNotFoundError(f"collection {name!r} not found")
-
     def _stored_layout(self, conn: psycopg.Connection[Any], name: str) -> tuple[int, str] | None:
         """(dimension, sparse tokenizer) of collection ``name``; None: no such collection."""
-        row = conn.execute(
-            sql.SQL("SELECT dimension, sparse_tokenizer FROM {} WHERE name = %s").format(
-                sql.Identifier(_REGISTRY)
-            ),
-            (name,),
-        ).fetchone()
-        return None if row is None else (int(row[0]), row[1] or LEGACY_TOKENIZER)
+        found = self._lookup(conn, name)
+        return None if found is None else (found.dimension, found.tokenizer)
 
     @staticmethod
     def _check_dimension(name: str, stored: tuple[int, str] | None, dimension: int) -> bool:
@@ -212,7 +276,7 @@ class PgVectorStore(VectorStore):
     def ensure_collection(
         self, name: str, dimension: int, chunker: dict[str, Any] | None = None
     ) -> bool:
-        chunks, terms = self._tables(name)
+        chunks, terms, _ = _tables_of(name)
         with self._conn() as conn:
             # Serialise concurrent creators of the same collection.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
@@ -247,6 +311,7 @@ class PgVectorStore(VectorStore):
             )
             conn.execute(sql.SQL("CREATE INDEX ON {} (term)").format(terms))
             conn.execute(sql.SQL("CREATE INDEX ON {} (point_id)").format(terms))
+            _create_originals(conn, name)
             return True
 
     def list_collections(self) -> list[tuple[str, int]]:
@@ -256,22 +321,28 @@ class PgVectorStore(VectorStore):
                 for r in conn.execute(
                     sql.SQL("SELECT name FROM {} ORDER BY name").format(sql.Identifier(_REGISTRY))
                 )
+                if not is_staging(r[0])  # re-index builds
             ]
             out = []
             for n in names:
                 row = conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}").format(self._tables(n)[0])
+                    sql.SQL("SELECT count(*) FROM {}").format(self._resolve(conn, n).chunks)
                 ).fetchone()
                 out.append((n, int(row[0]) if row else 0))
             return out
 
+    @staticmethod
+    def _drop(conn: psycopg.Connection[Any], physical: str) -> None:
+        chunks, terms, originals = _tables_of(physical)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(terms, chunks, originals))
+
     def delete_collection(self, name: str) -> bool:
-        chunks, terms = self._tables(name)
         with self._conn() as conn:
+            found = self._lookup(conn, name)
             deleted = conn.execute(
                 sql.SQL("DELETE FROM {} WHERE name = %s").format(sql.Identifier(_REGISTRY)), (name,)
             ).rowcount
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(terms, chunks))
+            self._drop(conn, found.physical if found else name)
             return bool(deleted)
 
     @staticmethod
@@ -309,9 +380,9 @@ class PgVectorStore(VectorStore):
     def stored_documents(self, name: str, document_ids: list[str]) -> dict[str, StoredDocument]:
         if not document_ids:
             return {}
-        chunks, _ = self._tables(name)
         with self._conn() as conn:
-            self._require(conn, name)
+            found = self._resolve(conn, name)
+            chunks = found.chunks
             rows = conn.execute(
                 sql.SQL(
                     "SELECT id, document_id, content_hash, chunks_total, payload->>'text_hash',"
@@ -319,15 +390,27 @@ class PgVectorStore(VectorStore):
                 ).format(chunks),
                 (document_ids,),
             ).fetchall()
+            kept = {
+                (r[0], r[1])
+                for r in conn.execute(
+                    sql.SQL(
+                        "SELECT document_id, content_hash FROM {} WHERE document_id = ANY(%s)"
+                    ).format(found.originals),
+                    (document_ids,),
+                )
+            }
         grouped: dict[str, list[ExistingChunk]] = {}
         for r in rows:
             grouped.setdefault(r[1], []).append(
                 ExistingChunk(str(r[0]), r[1], r[2], int(r[3]), r[4], r[5])
             )
-        return {doc_id: summarise(doc_id, have) for doc_id, have in grouped.items()}
+        out = {doc_id: summarise(doc_id, have) for doc_id, have in grouped.items()}
+        for doc_id, state in out.items():
+            versioned = any(c.version_id for c in grouped[doc_id])
+            state.original_missing = versioned and (doc_id, state.content_hash) not in kept
+        return out
 
     def write_versions(self, name: str, versions: list[DocumentVersion], batch_size: int) -> None:
-        chunks, terms = self._tables(name)
         # Whole documents per transaction, about batch_size points each: every document is
         # replaced atomically, with fewer commits than one transaction per document.
         groups: list[list[DocumentVersion]] = [[]]
@@ -344,29 +427,54 @@ class PgVectorStore(VectorStore):
             # In one order everywhere, so two transactions never wait for each other's locks.
             keys = sorted({_lock_key(name, v.document_id) for v in group})
             with self._conn() as conn:
-                self._require(conn, name)
+                found = self._resolve(conn, name)
                 conn.execute(
                     "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
                     (keys,),
                 )
-                conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE document_id = ANY(%s)").format(chunks),
-                    ([v.document_id for v in group],),
-                )
-                self._insert(conn, chunks, terms, [p for v in group for p in v.points])
+                ids = [v.document_id for v in group]
+                for table in (found.chunks, found.originals):
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE document_id = ANY(%s)").format(table), (ids,)
+                    )
+                self._insert(conn, found.chunks, found.terms, [p for v in group for p in v.points])
+                # The originals in the same transaction as their chunks.
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        sql.SQL(
+                            "INSERT INTO {} (document_id, version_id, content_hash, text_hash,"
+                            " metadata, text) VALUES (%s, %s, %s, %s, %s, %s)"
+                        ).format(found.originals),
+                        [
+                            (
+                                v.document_id,
+                                v.version_id,
+                                v.content_hash,
+                                v.text_hash,
+                                Jsonb(v.metadata),
+                                v.text,
+                            )
+                            for v in group
+                            if v.text is not None
+                        ],
+                    )
 
     def delete_document(self, name: str, document_id: str) -> int:
-        chunks, _ = self._tables(name)
         with self._conn() as conn:
-            self._require(conn, name)
+            found = self._resolve(conn, name)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(name, document_id),))
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE document_id = %s").format(found.originals),
+                (document_id,),
+            )
             return conn.execute(
-                sql.SQL("DELETE FROM {} WHERE document_id = %s").format(chunks), (document_id,)
+                sql.SQL("DELETE FROM {} WHERE document_id = %s").format(found.chunks),
+                (document_id,),
             ).rowcount
 
     def get_chunker(self, name: str) -> dict[str, Any] | None:
         with self._conn() as conn:
-            self._require(conn, name)
+            self._resolve(conn, name)
             row = conn.execute(
                 sql.SQL("SELECT chunker FROM {} WHERE name = %s").format(sql.Identifier(_REGISTRY)),
                 (name,),
@@ -384,9 +492,8 @@ class PgVectorStore(VectorStore):
 
     def has_chunks(self, name: str) -> bool:
         with self._conn() as conn:
-            self._require(conn, name)
             row = conn.execute(
-                sql.SQL("SELECT 1 FROM {} LIMIT 1").format(self._tables(name)[0])
+                sql.SQL("SELECT 1 FROM {} LIMIT 1").format(self._resolve(conn, name).chunks)
             ).fetchone()
         return row is not None
 
@@ -394,22 +501,20 @@ class PgVectorStore(VectorStore):
         self, name: str, document_id: str, version_id: str | None, first: int, last: int
     ) -> list[dict[str, Any]]:
         with self._conn() as conn:
-            self._require(conn, name)
             rows = conn.execute(
                 sql.SQL(
                     "SELECT payload FROM {} WHERE document_id = %s"
                     " AND (payload->>'chunk_index')::int BETWEEN %s AND %s"
                     " AND payload->>'version_id' IS NOT DISTINCT FROM %s"
                     " ORDER BY (payload->>'chunk_index')::int"
-                ).format(self._tables(name)[0]),
+                ).format(self._resolve(conn, name).chunks),
                 (document_id, first, last, version_id),
             ).fetchall()
         return [dict(r[0]) for r in rows]
 
     def search_dense(self, name: str, vector: list[float], limit: int) -> list[Hit]:
-        chunks, _ = self._tables(name)
         with self._conn() as conn:
-            self._require(conn, name)
+            chunks = self._resolve(conn, name).chunks
             # HNSW returns at most ef_search rows: widen it to the requested depth.
             conn.execute(
                 sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(limit, 40)))
@@ -426,7 +531,6 @@ class PgVectorStore(VectorStore):
     def search_sparse(self, name: str, vector: SparseVector, limit: int) -> list[Hit]:
         if not vector.indices:
             return []
-        chunks, terms = self._tables(name)
         query = sql.SQL(
             """
             WITH q(term, qw) AS (SELECT * FROM unnest(%s::bigint[], %s::real[])),
@@ -440,20 +544,21 @@ class PgVectorStore(VectorStore):
             SELECT c.id, c.payload, s.score FROM s JOIN {chunks} c ON c.id = s.point_id
             ORDER BY s.score DESC
             """
-        ).format(chunks=chunks, terms=terms)
+        )
         with self._conn() as conn:
-            stored = self._stored_layout(conn, name)
-            if stored is None:
-                raise CollectionNotFoundError(f"collection {name!r} not found")
-            if stored[1] != TOKENIZER:
-                raise tokenizer_mismatch(name, stored[1], collection_layout(stored[0], server=True))
-            rows = conn.execute(query, (vector.indices, vector.values, limit)).fetchall()
+            found = self._resolve(conn, name)
+            if found.tokenizer != TOKENIZER:
+                layout = collection_layout(found.dimension, server=True)
+                raise tokenizer_mismatch(name, found.tokenizer, layout)
+            rows = conn.execute(
+                query.format(chunks=found.chunks, terms=found.terms),
+                (vector.indices, vector.values, limit),
+            ).fetchall()
         return [Hit(str(r[0]), float(r[2]), r[1]) for r in rows]
 
     def list_documents(self, name: str) -> list[DocumentInfo]:
-        chunks, _ = self._tables(name)
         with self._conn() as conn:
-            self._require(conn, name)
+            chunks = self._resolve(conn, name).chunks
             rows = conn.execute(
                 sql.SQL(
                     "SELECT document_id, min(content_hash), count(*),"
@@ -474,6 +579,111 @@ class PgVectorStore(VectorStore):
             )
             for r in rows
         ]
+
+    # -- originals and re-index ---------------------------------------------------------------
+
+    def missing_originals(self, name: str) -> list[str]:
+        with self._conn() as conn:
+            found = self._resolve(conn, name)
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT DISTINCT c.document_id FROM {} c LEFT JOIN {} o"
+                    " ON o.document_id = c.document_id AND o.content_hash = c.content_hash"
+                    " WHERE o.document_id IS NULL ORDER BY 1"
+                ).format(found.chunks, found.originals)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def originals(
+        self, name: str, document_ids: list[str] | None = None, page: int = 64
+    ) -> Iterator[list[Original]]:
+        after = ""
+        while True:
+            with self._conn() as conn:
+                found = self._resolve(conn, name)
+                rows = conn.execute(
+                    sql.SQL(
+                        "SELECT document_id, version_id, content_hash, text_hash, metadata, text"
+                        " FROM {} WHERE document_id > %s"
+                        " AND (%s::text[] IS NULL OR document_id = ANY(%s::text[]))"
+                        " ORDER BY document_id LIMIT %s"
+                    ).format(found.originals),
+                    (after, document_ids, document_ids, page),
+                ).fetchall()
+            if rows:
+                yield [Original(r[0], r[1] or "", r[2], r[3], dict(r[4]), r[5]) for r in rows]
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
+
+    def create_staging(self, name: str, dimension: int, chunker: dict[str, Any]) -> str:
+        staging = staging_name(name)
+        self.ensure_collection(staging, dimension, chunker)
+        return staging
+
+    def switch(self, name: str, staging: str) -> None:
+        registry = sql.Identifier(_REGISTRY)
+        # One transaction: the name's row takes the build's layout and tables, the build's own
+        # row goes, the old tables are dropped. The UPDATE waits for transactions that
+        # resolved the name (FOR SHARE) to end; later ones read the new row.
+        with self._conn() as conn:
+            old = conn.execute(
+                sql.SQL(
+                    "SELECT coalesce(physical, name) FROM {} WHERE name = %s FOR UPDATE"
+                ).format(registry),
+                (name,),
+            ).fetchone()
+            if old is None:
+                raise CollectionNotFoundError(f"collection {name!r} not found")
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {r} AS n SET physical = %s, dimension = s.dimension,"
+                    " sparse_tokenizer = s.sparse_tokenizer, chunker = s.chunker"
+                    " FROM {r} AS s WHERE n.name = %s AND s.name = %s"
+                ).format(r=registry),
+                (staging, name, staging),
+            )
+            conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(registry), (staging,))
+            self._drop(conn, old[0])
+
+    def drop_staging(self, staging: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE name = %s").format(sql.Identifier(_REGISTRY)),
+                (staging,),
+            )
+            self._drop(conn, staging)
+
+    def lock_reindex(self, name: str) -> Callable[[], None] | None:
+        # A session-level advisory lock on a connection of its own, held for the whole job:
+        # replicas sharing the database refuse a second re-index too, and a process that dies
+        # gives the lock back with its connection.
+        try:
+            conn = psycopg.connect(self.dsn, connect_timeout=5, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
+        key = _lock_key(name, "\x00reindex")
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not (row and row[0]):
+            conn.close()
+            return None
+
+        def release() -> None:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            conn.close()
+
+        return release
+
+    def leftover_staging(self, name: str) -> list[str]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT name FROM {} WHERE starts_with(name, %s)").format(
+                    sql.Identifier(_REGISTRY)
+                ),
+                (name + ".",),
+            ).fetchall()
+        return sorted(r[0] for r in rows if is_staging(r[0]))
 
     def close(self) -> None:
         while True:

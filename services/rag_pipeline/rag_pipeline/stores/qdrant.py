@@ -19,6 +19,8 @@ from rag_pipeline.layout import (
     CHUNKER_KEY,
     CURRENT_VERSION_KEY,
     DENSE,
+    ORIGINAL_KEPT_KEY,
+    ORIGINAL_KEY,
     SPARSE,
     SPARSE_TOKENIZERS,
     VERSION_KEY,
@@ -32,11 +34,14 @@ from rag_pipeline.stores.base import (
     DocumentVersion,
     ExistingChunk,
     Hit,
+    Original,
     StoredDocument,
     StoreUnavailableError,
     VectorStore,
+    is_staging,
     mismatch,
     size_mismatch,
+    staging_name,
     summarise,
     tokenizer_mismatch,
 )
@@ -45,7 +50,7 @@ log = logging.getLogger("rag_pipeline.stores.qdrant")
 
 _CHUNK_FIELDS = ["document_id", "content_hash", "chunks_total", "text_hash"]
 _META_FIELDS = [*_CHUNK_FIELDS, "chunk_index", "metadata"]
-_STATE_FIELDS = [*_CHUNK_FIELDS, VERSION_KEY, CURRENT_VERSION_KEY, "written_at"]
+_STATE_FIELDS = [*_CHUNK_FIELDS, VERSION_KEY, CURRENT_VERSION_KEY, ORIGINAL_KEPT_KEY, "written_at"]
 # On a Qdrant server, a chunk of a version that is not current may be another replica's write
 # in progress (its switch still to come): only after this long is it taken for a crash's
 # leftover and deleted, and a write whose switch would come later than half of it gives up.
@@ -131,18 +136,33 @@ class QdrantStore(VectorStore):
         with self._call():
             self.client.get_collections()
 
+    # -- the one place a collection name is resolved -----------------------------------------
+    #
+    # Point operations (search, scroll, upsert, delete, count) are sent with the logical name:
+    # Qdrant resolves an alias per request, atomically, so a query runs on the build it found.
+    # Collection operations (exists, config, metadata, delete, listing) resolve it here.
+
+    def _aliases(self) -> dict[str, str]:
+        """alias -> physical collection."""
+        with self._call():
+            return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
+    def physical_name(self, name: str) -> str:
+        return self._aliases().get(name, name)
+
     def collection_exists(self, name: str) -> bool:
         with self._call():
-            return bool(self.client.collection_exists(name))
+            return bool(self.client.collection_exists(self.physical_name(name)))
 
     def layout(self, dimension: int) -> dict[str, Any]:
         return collection_layout(dimension, server=self.remote)
 
     def check_collection(self, name: str, dimension: int) -> bool:
         with self._call():
-            if not self.client.collection_exists(name):
+            physical = self.physical_name(name)
+            if not self.client.collection_exists(physical):
                 return False
-            self._check_layout(name, dimension)
+            self._check_layout(name, dimension, physical)
             return True
 
     def ensure_collection(
@@ -173,11 +193,11 @@ class QdrantStore(VectorStore):
                 )
             return True
 
-    def _check_layout(self, name: str, dimension: int) -> None:
+    def _check_layout(self, name: str, dimension: int, physical: str) -> None:
         """Refuse a collection whose vectors differ from the layout (another embedder, or not
         made by or for this service). Payload indexes only speed things up: not checked."""
         layout = self.layout(dimension)
-        params = self.client.get_collection(name).config.params
+        params = self.client.get_collection(physical).config.params
         unnamed = {"<unnamed>": params.vectors} if params.vectors else {}
         dense = params.vectors if isinstance(params.vectors, dict) else unnamed
         sparse = params.sparse_vectors or {}
@@ -205,19 +225,33 @@ class QdrantStore(VectorStore):
 
     def list_collections(self) -> list[tuple[str, int]]:
         with self._call():
-            names = [c.name for c in self.client.get_collections().collections]
+            physical = [c.name for c in self.client.get_collections().collections]
+            aliases = self._aliases()
+            named = set(aliases.values())
+            # Logical names: aliases, and collections no alias names that are not builds.
+            names = {a: p for a, p in aliases.items() if p in physical}
+            names |= {p: p for p in physical if p not in named and not is_staging(p)}
             # Chunks only: not the head points that name each document's current version.
             chunks = models.Filter(must=[_lacks(CURRENT_VERSION_KEY)])
             return [
-                (n, self.client.count(n, count_filter=chunks, exact=True).count)
+                (n, self.client.count(names[n], count_filter=chunks, exact=True).count)
                 for n in sorted(names)
             ]
 
     def delete_collection(self, name: str) -> bool:
         with self._call():
-            if not self.client.collection_exists(name):
+            physical = self.physical_name(name)
+            if not self.client.collection_exists(physical):
                 return False
-            self.client.delete_collection(name)
+            if physical != name:
+                self.client.update_collection_aliases(
+                    change_aliases_operations=[
+                        models.DeleteAliasOperation(
+                            delete_alias=models.DeleteAlias(alias_name=name)
+                        )
+                    ]
+                )
+            self.client.delete_collection(physical)
             return True
 
     def _upsert(self, name: str, points: list[ChunkPoint], written_at: float) -> None:
@@ -236,7 +270,7 @@ class QdrantStore(VectorStore):
             self.client.upsert(name, points=structs, wait=True)
 
     def _scroll(
-        self, name: str, flt: models.Filter | None, fields: list[str] | bool
+        self, name: str, flt: models.Filter | None, fields: list[str] | bool, limit: int = 1024
     ) -> Iterator[models.Record]:
         offset = None
         while True:
@@ -244,7 +278,7 @@ class QdrantStore(VectorStore):
                 records, offset = self.client.scroll(
                     name,
                     scroll_filter=flt,
-                    limit=1024,
+                    limit=limit,
                     offset=offset,
                     with_payload=fields,
                     with_vectors=False,
@@ -307,6 +341,7 @@ class QdrantStore(VectorStore):
                     )
                     == (head.get("content_hash"), head.get("text_hash"), head.get("chunks_total"))
                 )
+                state.original_missing = not head.get(ORIGINAL_KEPT_KEY)
             # Dead: legacy chunks under a head, and versions never made current (a crashed
             # write) that are old enough not to be another replica's write in progress.
             state.replaced_ids += [
@@ -332,6 +367,8 @@ class QdrantStore(VectorStore):
                 "chunks_total": len(version.points),
                 "metadata": version.metadata,
             }
+            if version.text is not None:
+                payload |= {ORIGINAL_KEY: version.text, ORIGINAL_KEPT_KEY: True}
         return models.PointStruct(id=head_id(document_id), vector={}, payload=payload)
 
     def write_versions(self, name: str, versions: list[DocumentVersion], batch_size: int) -> None:
@@ -425,14 +462,15 @@ class QdrantStore(VectorStore):
     # Recorded in the collection's metadata (Qdrant 1.16+, and embedded mode).
     def get_chunker(self, name: str) -> dict[str, Any] | None:
         with self._call():
-            metadata = self.client.get_collection(name).config.metadata or {}
+            metadata = self.client.get_collection(self.physical_name(name)).config.metadata or {}
         chunker = metadata.get(CHUNKER_KEY)
         return dict(chunker) if isinstance(chunker, dict) else None
 
     def set_chunker(self, name: str, chunker: dict[str, Any]) -> None:
         with self._call():
-            metadata = dict(self.client.get_collection(name).config.metadata or {})
-            self.client.update_collection(name, metadata={**metadata, CHUNKER_KEY: chunker})
+            physical = self.physical_name(name)
+            metadata = dict(self.client.get_collection(physical).config.metadata or {})
+            self.client.update_collection(physical, metadata={**metadata, CHUNKER_KEY: chunker})
 
     def has_chunks(self, name: str) -> bool:
         chunks = models.Filter(must=[_lacks(CURRENT_VERSION_KEY)])
@@ -495,7 +533,7 @@ class QdrantStore(VectorStore):
     def _check_sparse(self, name: str) -> None:
         """Raise tokenizer_mismatch when the collection's sparse vector is another tokenizer's."""
         with self._call():
-            params = self.client.get_collection(name).config.params
+            params = self.client.get_collection(self.physical_name(name)).config.params
         sparse = params.sparse_vectors or {}
         if SPARSE not in sparse:
             dense = params.vectors.get(DENSE) if isinstance(params.vectors, dict) else None
@@ -549,6 +587,98 @@ class QdrantStore(VectorStore):
                 info.text_hash = None  # a chunk of an older version: the document is not known
             info.chunks += 1
         return sorted(docs.values(), key=lambda d: d.document_id)
+
+    # -- originals and re-index ---------------------------------------------------------------
+    #
+    # The original is in the head point's payload (ORIGINAL_KEY): written by the one point
+    # write that makes its version current, so no ingest leaves an original without its
+    # chunks or the reverse, and a delete removes both. Heads have no vectors: searches never
+    # return them, and listings ask for named payload fields only, so texts are read just
+    # for a re-index.
+
+    def missing_originals(self, name: str) -> list[str]:
+        kept = models.Filter(must=[_has(CURRENT_VERSION_KEY), _has(ORIGINAL_KEY)])
+        have = {
+            str((r.payload or {}).get("document_id"))
+            for r in self._scroll(name, kept, ["document_id"])
+        }
+        return sorted(d.document_id for d in self.list_documents(name) if d.document_id not in have)
+
+    def originals(
+        self, name: str, document_ids: list[str] | None = None, page: int = 64
+    ) -> Iterator[list[Original]]:
+        must: list[models.Condition] = [_has(CURRENT_VERSION_KEY), _has(ORIGINAL_KEY)]
+        if document_ids is not None:
+            if not document_ids:
+                return
+            must.append(
+                models.FieldCondition(key="document_id", match=models.MatchAny(any=document_ids))
+            )
+        fields = ["document_id", CURRENT_VERSION_KEY, "content_hash", "text_hash", "metadata"]
+        batch: list[Original] = []
+        for r in self._scroll(name, models.Filter(must=must), [*fields, ORIGINAL_KEY], page):
+            p = r.payload or {}
+            if not p.get(CURRENT_VERSION_KEY):
+                continue  # a tombstone: the document is being deleted
+            batch.append(
+                Original(
+                    str(p["document_id"]),
+                    str(p[CURRENT_VERSION_KEY]),
+                    str(p.get("content_hash", "")),
+                    str(p.get("text_hash", "")),
+                    dict(p.get("metadata") or {}),
+                    str(p[ORIGINAL_KEY]),
+                )
+            )
+            if len(batch) >= page:
+                yield sorted(batch, key=lambda o: o.document_id)
+                batch = []
+        if batch:
+            yield sorted(batch, key=lambda o: o.document_id)
+
+    def create_staging(self, name: str, dimension: int, chunker: dict[str, Any]) -> str:
+        staging = staging_name(name)
+        self.ensure_collection(staging, dimension, chunker)
+        return staging
+
+    def switch(self, name: str, staging: str) -> None:
+        # Embedded mode: under the store's lock, so this process's queries see the old
+        # collection or the new one, never neither.
+        with self._call():
+            old = self.physical_name(name)
+            create = models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=staging, alias_name=name)
+            )
+            if old != name:
+                # Moving an alias is one atomic request (delete + create in one call).
+                delete = models.DeleteAliasOperation(
+                    delete_alias=models.DeleteAlias(alias_name=name)
+                )
+                self.client.update_collection_aliases(change_aliases_operations=[delete, create])
+            else:
+                # A collection made before 0.5.0 holds the name itself, and an alias cannot
+                # share a collection's name: drop it, then name the build. On a Qdrant server
+                # other processes may get a 404 between the two requests (milliseconds);
+                # every later re-index is the atomic alias move above.
+                if self.client.collection_exists(name):
+                    self.client.delete_collection(name)
+                self.client.update_collection_aliases(change_aliases_operations=[create])
+                return
+        self.drop_staging(old)
+
+    def drop_staging(self, staging: str) -> None:
+        with self._call():
+            if self.client.collection_exists(staging):
+                self.client.delete_collection(staging)
+
+    def leftover_staging(self, name: str) -> list[str]:
+        with self._call():
+            named = set(self._aliases().values())
+            return sorted(
+                c.name
+                for c in self.client.get_collections().collections
+                if c.name.startswith(name + ".") and is_staging(c.name) and c.name not in named
+            )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
