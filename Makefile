@@ -16,7 +16,7 @@ export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every .venv/bin tool is used by path; nothing depends on an activated venv.
-.PHONY: help venv up down render test lint sanity pytest molecule build image bench-rag bench-llm clean
+.PHONY: help venv tools up down render test lint sanity pytest molecule build image bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,24 @@ side-venvs: ## Every side venv, built in parallel
 
 venv: $(STAMP) ## Create .venv with every pinned dependency
 
+# promtool and prometheus (alert rule checks and unit tests, a real Prometheus scraping the RAG
+# service) from Debian's `prometheus` package. Installed as root when missing; the Debian service
+# is never started (a policy-rc.d that refuses service starts is in place during the install).
+tools: ## promtool + prometheus (Debian package) for the alert-rule and scrape tests
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "promtool/prometheus missing: run 'sudo make tools' or 'sudo apt-get install --no-install-recommends prometheus' (Debian/Ubuntu); the Prometheus tests skip until then" >&2; \
+	  exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "promtool/prometheus missing and no apt-get here: install Prometheus 2.x (promtool + prometheus on PATH); the Prometheus tests skip until then" >&2; \
+	  exit 0; fi; \
+	policy=/usr/sbin/policy-rc.d; made=; \
+	if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod 755 $$policy && made=1; fi; \
+	trap '[ -z "$$made" ] || rm -f '$$policy EXIT; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }; \
+	promtool --version | head -1
+
 up: venv agents ## Render + validate both architectures, start the local RAG service and query router, ingest, ask
 	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml
 
@@ -103,7 +121,7 @@ sanity: build ## ansible-test sanity on the built collection (offline pip bootst
 	cd $(SANITY_ROOT) && echo "/tests/output/" > .gitignore && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test sanity --venv --python 3.11 --color no
 
-pytest: venv side-venvs ## pytest: modules, rendering, services integration
+pytest: venv side-venvs tools ## pytest: modules, rendering, services integration
 	$(BIN)/pytest
 
 molecule: venv ## molecule test for molecule/default (render every inventory, idempotence, verify)

@@ -21,13 +21,6 @@ from tests.mlflow_server import MLFLOW
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("catalyst-lab")
-    render(root)
-    return root / "catalyst-lab"
-
-
 def bundle(lab: Path, component: str) -> Bundle:
     path = lab / component
     assert path.is_dir(), f"{component} was not rendered"
@@ -1142,8 +1135,8 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
     "opentelemetry_collector": (
         "observability",
         "opentelemetry_collector",
-        {"opentelemetry_collector_otlp_http_port": 4317},
-        ["opentelemetry_collector_otlp_grpc_port, opentelemetry_collector_otlp_http_port"],
+        {"aistack_otel_collector_otlp_http_port": 4317},
+        ["aistack_otel_collector_otlp_grpc_port, aistack_otel_collector_otlp_http_port"],
     ),
     "kserve": (
         "inference",
