@@ -26,7 +26,11 @@ extends_documentation_fragment:
   - aistack.platform.qdrant
 options:
   name:
-    description: Name of the collection.
+    description:
+      - Name of the collection.
+      - When O(name) is an alias (the RAG service's C(POST /collections/{name}/reindex) builds a new
+        collection and moves the name over as an alias), the task manages the collection it points
+        at, and the alias O(name) itself is kept; V(absent) and O(recreate) remove that collection.
     type: str
     required: true
   state:

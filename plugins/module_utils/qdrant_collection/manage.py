@@ -15,9 +15,9 @@ from ansible_collections.aistack.platform.plugins.module_utils.qdrant import (
 )
 from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection.actual import (
     Snapshot,
+    all_aliases,
     public_view,
     read_snapshot,
-    read_state,
 )
 from ansible_collections.aistack.platform.plugins.module_utils.qdrant_collection.apply import (
     create_collection,
@@ -98,19 +98,42 @@ def skip_embedded_ignored(
     return desired
 
 
+def physical_collection(client: Any, name: str) -> str:
+    """The collection that ``name`` stands for: itself, or the collection its alias points at.
+
+    The RAG service re-indexes a collection into a new one and moves the name over as an alias
+    (``POST /collections/{name}/reindex``), so a task names the collection the service serves.
+    """
+    return all_aliases(client).get(name, name)
+
+
+def read_named(client: Any, name: str, physical: str) -> Snapshot:
+    """The snapshot of ``physical``, without the alias ``name`` itself among its aliases."""
+    snapshot = read_snapshot(client, physical)
+    if physical != name and snapshot.exists:
+        snapshot.state["aliases"] = [a for a in snapshot.state["aliases"] if a != name]
+    return snapshot
+
+
 def apply_plan(
-    client: Any, name: str, plan: Plan, desired: dict[str, Any], before: Snapshot
+    client: Any, name: str, plan: Plan, desired: dict[str, Any], before: Snapshot, physical: str
 ) -> Snapshot:
-    """Carry out a plan that changes something; returns the collection as read afterwards."""
+    """Carry out a plan that changes something; returns the collection as read afterwards.
+
+    ``physical`` is the collection behind ``name`` (``name`` itself unless it is an alias):
+    deleting removes that collection (its aliases go with it); recreating makes ``name`` a
+    plain collection again.
+    """
     if plan.action in (DELETE, RECREATE):
-        client.delete_collection(name)
+        client.delete_collection(physical)
     if plan.action == DELETE:
         return Snapshot(False)
     if plan.action in (CREATE, RECREATE):
         create_collection(client, name, desired)
+        physical = name
     else:
-        update_collection(client, name, desired, before.state, plan.sections)
-    return read_state(client, name)
+        update_collection(client, physical, desired, before.state, plan.sections)
+    return read_named(client, name, physical)
 
 
 def predict_snapshot(plan: Plan, desired: dict[str, Any], before: Snapshot) -> Snapshot:
@@ -151,7 +174,7 @@ def plan_task(
         desired = build_desired(params, raw_aliases)
         if desired and is_embedded(params):
             desired = skip_embedded_ignored(desired, result, warn)
-        before = read_snapshot(client, params["name"])
+        before = read_named(client, params["name"], physical_collection(client, params["name"]))
         result["points_count"] = before.points
         if params["state"] == "absent":
             return desired, before, plan_absent(before)
@@ -184,5 +207,5 @@ def manage_collection(
     if check_mode:
         after = predict_snapshot(plan, desired, before)
     else:
-        after = apply_plan(client, name, plan, desired, before)
+        after = apply_plan(client, name, plan, desired, before, physical_collection(client, name))
     return finish(result, name, plan, before, after)

@@ -920,3 +920,66 @@ def test_collections_playbook(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout + second.stderr
     assert "changed=0" in second.stdout and "docs: unchanged (0 points)" in second.stdout
     assert open_info(store, "images").config.params.vectors.size == 16
+
+
+def test_a_reindexed_name_is_managed_through_its_alias(call: Any, tmp_path: Path) -> None:
+    """After the RAG service's re-index, the collection's name is an alias of its new build
+    (`<name>.r<hex>`): the task manages that build and never drops the name's own alias."""
+    client = QdrantClient(path=str(tmp_path))
+    client.create_collection(
+        "docs.r1",
+        vectors_config={"dense": models.VectorParams(size=384, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    client.upsert("docs.r1", [models.PointStruct(id=1, vector={"dense": [0.1] * 384})])
+    client.update_collection_aliases(
+        change_aliases_operations=[
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name="docs.r1", alias_name="docs")
+            )
+        ]
+    )
+    client.close()
+    args = {"path": str(tmp_path), "name": "docs", **RAG_LAYOUT, "aliases": ["docs-current"]}
+
+    updated = call(args)
+    assert updated["changed"] is True and updated["recreated"] is False
+    assert updated["changes"] == ["aliases: [] -> ['docs-current']"]
+    assert updated["points_count"] == 1
+    assert call(args)["changed"] is False
+    client = QdrantClient(path=str(tmp_path))
+    assert {a.alias_name: a.collection_name for a in client.get_aliases().aliases} == {
+        "docs": "docs.r1",
+        "docs-current": "docs.r1",
+    }
+    client.close()
+
+    recreated = call(
+        {**args, "recreate": True, "vectors": {"dense": {"size": 8, "distance": "Dot"}}}
+    )
+    assert recreated["recreated"] is True and recreated["points_count"] == 0
+    client = QdrantClient(path=str(tmp_path))
+    assert {c.name for c in client.get_collections().collections} == {"docs"}
+    assert client.get_collection("docs").config.params.vectors["dense"].size == 8
+    client.close()
+
+    # absent removes what the name stands for, also when it is an alias again
+    client = QdrantClient(path=str(tmp_path))
+    client.delete_collection("docs")
+    client.create_collection(
+        "docs.r2", vectors_config={"dense": models.VectorParams(size=8, distance="Dot")}
+    )
+    client.update_collection_aliases(
+        change_aliases_operations=[
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name="docs.r2", alias_name="docs")
+            )
+        ]
+    )
+    client.close()
+    gone = call({"path": str(tmp_path), "name": "docs", "state": "absent"})
+    assert gone["changed"] is True
+    client = QdrantClient(path=str(tmp_path))
+    assert client.get_collections().collections == [] and client.get_aliases().aliases == []
+    client.close()
+    assert call({"path": str(tmp_path), "name": "docs", "state": "absent"})["changed"] is False
