@@ -225,9 +225,11 @@ def test_mlflow_answers_the_agents_and_the_probes_only(lab: Path) -> None:
     if not MLFLOW.exists():
         pytest.skip("run `make mlflow` first (.venv-mlflow missing)")
     allowed = bundle(lab, "mlflow").values("mlflow")["extraEnvVars"]["MLFLOW_SERVER_ALLOWED_HOSTS"]
-    tracking = bundle(lab, "agents").get("ConfigMap", "agents-router-config")["data"][
-        "MLFLOW_TRACKING_URI"
-    ]
+    # Every MLflow client the lab renders reads aistack_mlflow_tracking_uri: the collector's
+    # trace exporter carries it (the agents' traces go through the collector).
+    otel = bundle(lab, "opentelemetry_collector").values("otel-collector")
+    exporter = otel["config"]["exporters"]["otlphttp/mlflow"]
+    tracking = exporter["traces_endpoint"].removesuffix("/v1/traces")
     hosts = {
         urlsplit(tracking).netloc: True,
         "mlflow.ai-stack.svc.cluster.local": True,
@@ -436,15 +438,8 @@ def test_agents_router_calls_llama_stack(lab: Path) -> None:
     assert data["LLM_MODEL"] == stack_env["INFERENCE_MODEL"]["value"]
     assert "RAG_URL" not in data  # no rag_pipeline in the lab: the answers say "no context"
     assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == stack_env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]
-    # Each run's trace goes to the lab's MLflow: the chart's Service (fullnameOverride, port).
-    mlflow = bundle(lab, "mlflow")
-    values = mlflow.values("mlflow")
-    release_namespace = mlflow.release("mlflow")["namespace"]
-    assert data["MLFLOW_TRACKING_URI"] == (
-        f"http://{values['fullnameOverride']}.{release_namespace}.svc.cluster.local"
-        f":{values['service']['port']}"
-    )
-    assert data["MLFLOW_EXPERIMENT_NAME"] == "aistack-agents"
+    # Each run's trace reaches the lab's MLflow once, through the collector (not also directly).
+    assert "MLFLOW_TRACKING_URI" not in data
     deployment = agents.get("Deployment", "agents-router")
     [router] = deployment["spec"]["template"]["spec"]["containers"]
     assert "env" not in router  # Llama Stack takes no key here; nothing in plain text either
@@ -1271,8 +1266,13 @@ def test_agentic_benchmark_jobs_test_the_beeai_agent_and_llama_stack(lab: Path) 
         assert (
             env["LLM_URL"] == router_env["LLM_URL"] and env["LLM_MODEL"] == router_env["LLM_MODEL"]
         )
-        # The MLflow URL the lab's server admits (the agents' one, see the mlflow test above).
-        assert env["MLFLOW_TRACKING_URI"] == router_env["MLFLOW_TRACKING_URI"]
+        # The lab's MLflow: the chart's Service (fullnameOverride, port), which it admits.
+        mlflow = bundle(lab, "mlflow")
+        values = mlflow.values("mlflow")
+        assert env["MLFLOW_TRACKING_URI"] == (
+            f"http://{values['fullnameOverride']}.{mlflow.release('mlflow')['namespace']}"
+            f".svc.cluster.local:{values['service']['port']}"
+        )
         assert env["BENCH_RESULTS_DIR"] == "/results"
         assert "LLM_API_KEY" not in env and "PUSHGATEWAY_URL" not in env
         mounts = {m["name"]: m for m in container["volumeMounts"]}

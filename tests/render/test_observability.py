@@ -128,6 +128,7 @@ def test_traced_workloads_export_to_the_collector(lab: Path, apps: Path) -> None
         url,
         "agents-router",
     )
+    assert "MLFLOW_TRACKING_URI" not in router  # once, through the collector
     beeai = bundle(lab, "kagenti").get("Deployment", "agents-beeai")
     env = env_by_name(beeai["spec"]["template"]["spec"]["containers"][0])
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == url
