@@ -17,6 +17,7 @@ import yaml
 
 from tests.mlflow_server import MLFLOW
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
+from tests.render.catalyst_helpers import lab as rendered_lab
 
 ROLES = [
     "cert_manager",
@@ -34,10 +35,8 @@ ROLES = [
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("catalyst-lab")
-    render(root)
-    return root / "catalyst-lab"
+def lab() -> Path:
+    return rendered_lab()
 
 
 def bundle(lab: Path, component: str) -> Bundle:

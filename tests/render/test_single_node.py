@@ -162,7 +162,10 @@ def test_localai_probes_patch_the_chart_deployment(bundle: Bundle) -> None:
 
 def test_ollama_plain_manifests(bundle: Bundle) -> None:
     kinds = sorted(o["kind"] for o in bundle.objects["ollama"])
-    assert kinds == ["Deployment", "Job", "Namespace", "PersistentVolumeClaim", "Service"]
+    assert kinds == [
+        "Deployment", "Job", "Namespace", "PersistentVolumeClaim", "Service",
+        "ServiceAccount", "ServiceAccount",  # the server's and the pull Job's
+    ]  # fmt: skip
     assert "ollama" not in bundle.releases
 
 
@@ -615,7 +618,9 @@ def test_ingress(
     assert rule["host"] == host
     [path] = rule["http"]["paths"]
     assert path["backend"]["service"] == {"name": name, "port": {"number": port}}
-    assert "tls" not in ingress["spec"]  # TLS is optional and off in the inventory
+    # TLS by default: the internal CA of cert-manager signs <host>-tls.
+    assert annotations["cert-manager.io/cluster-issuer"] == "aistack-ca"
+    assert ingress["spec"]["tls"] == [{"hosts": [host], "secretName": f"{host}-tls"}]
 
 
 def test_ingress_controller(bundle: Bundle) -> None:
