@@ -431,9 +431,11 @@ def test_agents_router_workload(bundle: Bundle) -> None:
     # Single-node draws both workflows: the router, then the research crew.
     assert [(o["kind"], o["metadata"]["name"]) for o in bundle.objects["agents"]] == [
         ("Namespace", NAMESPACE),
+        ("ServiceAccount", "agents-router"),
         ("ConfigMap", "agents-router-config"),
         ("Service", "agents-router"),
         ("Deployment", "agents-router"),
+        ("ServiceAccount", "agents-crew"),
         ("ConfigMap", "agents-crew-config"),
         ("Service", "agents-crew"),
         ("Deployment", "agents-crew"),
@@ -722,6 +724,7 @@ def test_images_are_pinned(bundle: Bundle) -> None:
 
 def test_charts_are_pinned_with_a_source(bundle: Bundle) -> None:
     assert sorted(bundle.releases) == [
+        "cert-manager",
         "gpu-operator",
         "ingress-nginx",
         "localai",
@@ -842,5 +845,6 @@ def test_teardown_removes_the_stack_but_not_the_platform(bundle: Bundle, tmp_pat
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     left = sorted(p.name for p in (root / "single-node").iterdir())
-    assert left == ["gpu_operator", "ingress_nginx", "longhorn"]
+    # The platform layer stays: cert-manager and the NetworkPolicies guarding the namespace too.
+    assert left == ["cert_manager", "gpu_operator", "ingress_nginx", "longhorn", "network_policies"]
     assert "PVCs kept" in " ".join(proc.stdout.split())
