@@ -476,3 +476,18 @@ def test_readme_lists_the_exceptions() -> None:
     assert listed == set(EXCEPTIONS)
     table = [r for r in rows if any(k in r for k in kinds.values())]
     assert len(table) == len(EXCEPTIONS)
+
+
+def test_internal_ca_tls_needs_cert_manager(tmp_path: Path) -> None:
+    """TLS by the internal CA with cert_manager off fails in preflight, saying how to fix it."""
+    from tests.conftest import run_playbook
+
+    proc = run_playbook(
+        "playbooks/preflight.yml", "-i", "inventories/single-node",
+        "-e", "aistack_deploy_mode=render", "-e", f"aistack_build_root={tmp_path}",
+        "-e", '{"aistack_components": {"cert_manager": false}}',
+    )  # fmt: skip
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "internal CA (aistack-ca) of the cert_manager component, which is off" in out
+    assert 'aistack_ingress_cluster_issuer: "" for plain HTTP' in out
