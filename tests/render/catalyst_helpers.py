@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,15 @@ def render(build_root: Path, *extra: str, playbooks: tuple[str, ...] = ("site.ym
 
 class RenderError(AssertionError):
     """The playbook failed; the message is its output."""
+
+
+@functools.cache
+def lab() -> Path:
+    """The catalyst-lab inventory rendered once per session (shared by the render test modules)."""
+    root = Path(tempfile.mkdtemp(prefix="aistack-catalyst-lab-"))
+    atexit.register(shutil.rmtree, root, True)
+    render(root)
+    return root / "catalyst-lab"
 
 
 @dataclass

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.render.catalyst_helpers import render
+from tests.render.catalyst_helpers import lab as rendered_lab
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("catalyst-lab")
-    render(root)
-    return root / "catalyst-lab"
+def lab() -> Path:
+    return rendered_lab()

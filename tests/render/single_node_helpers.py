@@ -26,6 +26,8 @@ COMPONENTS = (
     "gpu_operator",
     "longhorn",
     "ingress_nginx",
+    "cert_manager",
+    "network_policies",
     "qdrant",
     "localai",
     "ollama",

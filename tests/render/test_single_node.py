@@ -162,7 +162,10 @@ def test_localai_probes_patch_the_chart_deployment(bundle: Bundle) -> None:
 
 def test_ollama_plain_manifests(bundle: Bundle) -> None:
     kinds = sorted(o["kind"] for o in bundle.objects["ollama"])
-    assert kinds == ["Deployment", "Job", "Namespace", "PersistentVolumeClaim", "Service"]
+    assert kinds == [
+        "Deployment", "Job", "Namespace", "PersistentVolumeClaim", "Service",
+        "ServiceAccount", "ServiceAccount",  # the server's and the pull Job's
+    ]  # fmt: skip
     assert "ollama" not in bundle.releases
 
 
@@ -428,9 +431,11 @@ def test_agents_router_workload(bundle: Bundle) -> None:
     # Single-node draws both workflows: the router, then the research crew.
     assert [(o["kind"], o["metadata"]["name"]) for o in bundle.objects["agents"]] == [
         ("Namespace", NAMESPACE),
+        ("ServiceAccount", "agents-router"),
         ("ConfigMap", "agents-router-config"),
         ("Service", "agents-router"),
         ("Deployment", "agents-router"),
+        ("ServiceAccount", "agents-crew"),
         ("ConfigMap", "agents-crew-config"),
         ("Service", "agents-crew"),
         ("Deployment", "agents-crew"),
@@ -615,7 +620,9 @@ def test_ingress(
     assert rule["host"] == host
     [path] = rule["http"]["paths"]
     assert path["backend"]["service"] == {"name": name, "port": {"number": port}}
-    assert "tls" not in ingress["spec"]  # TLS is optional and off in the inventory
+    # TLS by default: the internal CA of cert-manager signs <host>-tls.
+    assert annotations["cert-manager.io/cluster-issuer"] == "aistack-ca"
+    assert ingress["spec"]["tls"] == [{"hosts": [host], "secretName": f"{host}-tls"}]
 
 
 def test_ingress_controller(bundle: Bundle) -> None:
@@ -720,6 +727,7 @@ def test_images_are_pinned(bundle: Bundle) -> None:
 
 def test_charts_are_pinned_with_a_source(bundle: Bundle) -> None:
     assert sorted(bundle.releases) == [
+        "cert-manager",
         "gpu-operator",
         "ingress-nginx",
         "localai",
@@ -961,5 +969,6 @@ def test_teardown_removes_the_stack_but_not_the_platform(bundle: Bundle, tmp_pat
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     left = sorted(p.name for p in (root / "single-node").iterdir())
-    assert left == ["gpu_operator", "ingress_nginx", "longhorn"]
+    # The platform layer stays: cert-manager and the NetworkPolicies guarding the namespace too.
+    assert left == ["cert_manager", "gpu_operator", "ingress_nginx", "longhorn", "network_policies"]
     assert "PVCs kept" in " ".join(proc.stdout.split())

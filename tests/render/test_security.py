@@ -1,0 +1,493 @@
+"""Security of the rendered stacks (single-node, catalyst-lab, multi-node), from the session's
+shared renders: the NetworkPolicy flow graph against the architectures' drawings, pod and
+container hardening of every workload the collection renders, ServiceAccounts, Ingress TLS,
+and no two different objects under one kind/namespace/name when architectures are combined.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.render.catalyst_helpers import lab
+from tests.render.single_node_helpers import single_node
+from tests.render.test_multi_node import multi_node
+
+NS = "ai-stack"
+RENDERS: dict[str, Callable[[], Path]] = {
+    "single-node": lambda: single_node().root,
+    "catalyst-lab": lab,
+    "multi-node": multi_node,
+}
+
+# Pods the collection does not render itself (Helm charts, operators, Kubernetes): the labels
+# their upstream projects put on them (chart/operator versions pinned in the role defaults).
+UPSTREAM_PODS: dict[str, tuple[str, dict[str, str]]] = {
+    "kube-dns": ("kube-system", {"k8s-app": "kube-dns"}),
+    "ingress-controller": (
+        "ingress-nginx",
+        {
+            "app.kubernetes.io/name": "ingress-nginx",
+            "app.kubernetes.io/instance": "ingress-nginx",
+            "app.kubernetes.io/component": "controller",
+        },
+    ),
+    "prometheus": (
+        "monitoring",
+        {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"},
+    ),
+    "grafana": ("monitoring", {"app.kubernetes.io/name": "grafana"}),
+    "otel-collector": (
+        "monitoring",
+        {
+            "app.kubernetes.io/name": "opentelemetry-collector",
+            "app.kubernetes.io/instance": "otel-collector",
+        },
+    ),
+    "cnpg-operator": ("cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"}),
+    "kagenti-operator": ("kagenti-system", {"control-plane": "controller-manager"}),
+    "llama-stack-operator": (
+        "llama-stack-k8s-operator-system",
+        {"control-plane": "controller-manager"},
+    ),
+    "istiod": ("istio-system", {"app": "istiod", "istio": "pilot"}),
+    "qdrant": (NS, {"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": "qdrant"}),
+    "mlflow": (NS, {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": "mlflow"}),
+    "postgres": (NS, {"cnpg.io/cluster": "aistack-pg", "cnpg.io/podRole": "instance"}),
+    "vllm": (
+        NS,
+        {
+            "serving.kserve.io/inferenceservice": "llm",
+            "app.kubernetes.io/name": "llm",
+            "llm-d.ai/inference-serving": "true",
+        },
+    ),
+    "llm-d-gateway": (NS, {"gateway.networking.k8s.io/gateway-name": "llm-d-gateway"}),
+    "llama-stack": (NS, {"app": "llama-stack", "app.kubernetes.io/instance": "llama-stack"}),
+}
+API = ("apiserver", 443), ("apiserver", 6443)
+
+SINGLE_NODE = {
+    ("ingress-controller", "anythingllm", 3001), ("ingress-controller", "local-ai", 8080),
+    ("anythingllm", "local-ai", 8080), ("anythingllm", "qdrant", 6333),
+    ("rag-pipeline", "local-ai", 8080), ("rag-pipeline", "qdrant", 6333),
+    ("agents-router", "local-ai", 8080), ("agents-router", "rag-pipeline", 8000),
+    ("agents-crew", "local-ai", 8080), ("agents-crew", "rag-pipeline", 8000),
+    ("llm-benchmark", "local-ai", 8080), ("ollama-pull", "ollama", 11434),
+    ("local-ai", "external", 443), ("ollama", "external", 443),
+}  # fmt: skip
+CATALYST_LAB = {
+    ("ingress-controller", "mlflow", 5000),
+    ("agents-router", "llama-stack", 8321), ("agents-router", "otel-collector", 4318),
+    ("agents-router", "mlflow", 5000), ("agents-beeai", "llama-stack", 8321),
+    ("kagenti-operator", "agents-router", 9999), ("kagenti-operator", "agents-beeai", 9999),
+    ("llm-benchmark", "llm-d-gateway", 80),
+    ("llama-stack", "llm-d-gateway", 80), ("llama-stack", "postgres", 5432),
+    ("llama-stack", "otel-collector", 4318), ("llama-stack-operator", "llama-stack", 8321),
+    ("llm-d-gateway", "vllm-pool-epp", 9002), ("llm-d-gateway", "vllm", 8000),
+    ("llm-d-gateway", "istiod", 15012), ("vllm-pool-epp", "vllm", 8000),
+    *(("vllm-pool-epp", *api) for api in API), *(("postgres", *api) for api in API),
+    ("mlflow", "postgres", 5432), ("otel-collector", "mlflow", 5000),
+    ("cnpg-operator", "postgres", 8000), ("vllm", "external", 443),
+    # Prometheus scrapes the metrics ports of the monitored workloads.
+    ("prometheus", "agents-router", 9999), ("prometheus", "vllm", 8000),
+    ("prometheus", "vllm-pool-epp", 9090), ("prometheus", "postgres", 9187),
+    ("prometheus", "mlflow", 5000),
+}  # fmt: skip
+# The lab plus the single-node parts it keeps (distributed Qdrant, the RAG service on it).
+MULTI_NODE = CATALYST_LAB | {
+    ("rag-pipeline", "qdrant", 6333), ("qdrant", "qdrant", 6335),
+    ("agents-router", "rag-pipeline", 8000), ("agents-beeai", "rag-pipeline", 8000),
+    ("prometheus", "rag-pipeline", 8000), ("postgres", "postgres", 5432),
+}  # fmt: skip
+EXPECTED = {"single-node": SINGLE_NODE, "catalyst-lab": CATALYST_LAB, "multi-node": MULTI_NODE}
+
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+# The one list of hardening exceptions (README, section Security): (workload, what, why).
+EXCEPTIONS = {
+    ("ollama", "non-root"): "the official image keeps its state under /root/.ollama",
+    ("ollama", "read-only root"): "runs as root, writes its keys and models under /root",
+    ("anythingllm", "read-only root"): "the image writes under /app (collector hot dir, prisma)",
+    (
+        "vllm",
+        "read-only root",
+    ): "vLLM's JIT kernels (triton, flashinfer) may write near their packages",
+}
+
+
+def load(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(component, object) for every rendered manifest of a bundle tree."""
+    return [
+        (path.parent.name, yaml.safe_load(path.read_text(encoding="utf-8")))
+        for path in sorted(root.glob("*/[0-9]*.yaml"))
+    ]
+
+
+@pytest.fixture(scope="module", params=list(RENDERS))
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    name: str = request.param
+    return name, load(RENDERS[name]())
+
+
+# -- the flow graph ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    ports: frozenset[int] | None  # container ports when the collection renders the pod
+
+
+def pod_template(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj["spec"]
+    if obj["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    template: dict[str, Any] = spec["template"]
+    return template
+
+
+def pods(objects: list[tuple[str, dict[str, Any]]]) -> list[Pod]:
+    """Every pod the stack runs: the rendered workloads (named by app.kubernetes.io/name),
+    then the upstream ones of the enabled components."""
+    found: dict[str, Pod] = {}
+    for _, obj in objects:
+        if obj["kind"] not in WORKLOAD_KINDS or "aistack.io/patch-of" in obj["metadata"].get(
+            "annotations", {}
+        ):
+            continue
+        template = pod_template(obj)
+        labels = template["metadata"]["labels"]
+        name = labels.get("app.kubernetes.io/name", obj["metadata"]["name"])
+        ports = {
+            p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])
+        }
+        found[name] = Pod(name, obj["metadata"]["namespace"], tuple(sorted(labels.items())),
+                          frozenset(ports))  # fmt: skip
+    for name, (namespace, labels) in UPSTREAM_PODS.items():
+        found.setdefault(name, Pod(name, namespace, tuple(sorted(labels.items())), None))
+    # LocalAI's pods come from its chart; the collection renders only a patch of them.
+    local_ai = {"app.kubernetes.io/instance": "localai", "app.kubernetes.io/name": "local-ai"}
+    found["local-ai"] = Pod("local-ai", NS, tuple(sorted(local_ai.items())), None)
+    return list(found.values())
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels is used: {selector}"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def select(pool: list[Pod], namespace: str, peer: dict[str, Any]) -> set[str]:
+    """The pods a policy peer (or a policy's own podSelector, with namespace) selects."""
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        assert ipaddress.ip_network(block["cidr"])
+        return {"external" if block.get("except") else "apiserver"}
+    if "namespaceSelector" in peer:
+        [(key, namespace)] = peer["namespaceSelector"]["matchLabels"].items()
+        assert key == "kubernetes.io/metadata.name"
+    return {
+        p.name
+        for p in pool
+        if p.namespace == namespace and matches(peer.get("podSelector", {}), dict(p.labels))
+    }
+
+
+def flow_graph(
+    objects: list[tuple[str, dict[str, Any]]],
+) -> tuple[set[tuple[str, str, int]], set[str], list[str]]:
+    """(allowed flows, owned namespaces, problems) from the rendered NetworkPolicies. A flow
+    between two owned namespaces is allowed only when the egress of one and the ingress of the
+    other both allow it; a one-sided rule is a problem, as is a selector that selects nothing."""
+    pool = pods(objects)
+    policies = [o for _, o in objects if o["kind"] == "NetworkPolicy"]
+    owned = {
+        p["metadata"]["namespace"]
+        for p in policies
+        if p["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    }
+    problems: list[str] = []
+    ingress: set[tuple[str, str, int]] = set()
+    egress: set[tuple[str, str, int]] = set()
+    for policy in policies:
+        namespace, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
+        if name == "aistack-allow-dns":
+            continue
+        targets = select(pool, namespace, {"podSelector": policy["spec"]["podSelector"]})
+        if not targets:
+            problems.append(f"{namespace}/{name} selects no pod")
+        for direction, key, edges in (("ingress", "from", ingress), ("egress", "to", egress)):
+            for rule in policy["spec"].get(direction, []):
+                ports = [p["port"] for p in rule["ports"]]
+                assert all(p["protocol"] == "TCP" for p in rule["ports"])
+                for peer in rule[key]:
+                    peers = select(pool, namespace, peer)
+                    if not peers:
+                        problems.append(f"{namespace}/{name}: {direction} {peer} selects no pod")
+                    for a in targets:
+                        for b in peers:
+                            pair = (b, a) if direction == "ingress" else (a, b)
+                            edges.update((*pair, p) for p in ports)
+    where = {p.name: p.namespace for p in pool}
+    allowed: set[tuple[str, str, int]] = set()
+    for edge in ingress | egress:
+        source_owned = where.get(edge[0]) in owned
+        target_owned = where.get(edge[1]) in owned
+        need_egress, need_ingress = source_owned, target_owned
+        if (need_egress and edge not in egress) or (need_ingress and edge not in ingress):
+            problems.append(f"half-open {edge}: egress {edge in egress}, ingress {edge in ingress}")
+        else:
+            allowed.add(edge)
+    return allowed, owned, problems
+
+
+def test_flow_graph_is_exactly_the_architecture(
+    rendered: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    name, objects = rendered
+    allowed, owned, problems = flow_graph(objects)
+    assert owned == {NS}
+    assert problems == []
+    expected = EXPECTED[name]
+    assert sorted(expected - allowed) == [], "drawn by the architecture, blocked by the policies"
+    assert sorted(allowed - expected) == [], (
+        "allowed by the policies, not drawn by the architecture"
+    )
+
+
+def test_default_deny_and_dns(rendered: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    _, objects = rendered
+    policies = {o["metadata"]["name"]: o for _, o in objects if o["kind"] == "NetworkPolicy"}
+    assert policies["aistack-default-deny"]["spec"] == {
+        "podSelector": {}, "policyTypes": ["Ingress", "Egress"]}  # fmt: skip
+    dns = policies["aistack-allow-dns"]["spec"]
+    assert dns["podSelector"] == {} and dns["policyTypes"] == ["Egress"]
+    [rule] = dns["egress"]
+    pool = pods(objects)
+    assert select(pool, NS, rule["to"][0]) == {"kube-dns"}
+    assert sorted((p["protocol"], p["port"]) for p in rule["ports"]) == [("TCP", 53), ("UDP", 53)]
+    # An external flow never opens the cluster's own (private) networks.
+    for policy in policies.values():
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule["to"]:
+                if peer.get("ipBlock", {}).get("except"):
+                    assert "10.0.0.0/8" in peer["ipBlock"]["except"]
+
+
+def test_policy_ports_are_the_rendered_container_ports(
+    rendered: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    """The flow list's ports (role variables or their defaults) match the pods the roles render."""
+    _, objects = rendered
+    allowed, _, _ = flow_graph(objects)
+    by_name = {p.name: p for p in pods(objects)}
+    wrong = [
+        edge for edge in allowed
+        if edge[1] in by_name and by_name[edge[1]].ports is not None
+        and edge[2] not in (by_name[edge[1]].ports or set())
+    ]  # fmt: skip
+    assert wrong == []
+
+
+def test_flow_list_rejects_unknown_names(tmp_path: Path) -> None:
+    """A typo in the flow list fails before anything is rendered, naming the flow."""
+    from tests.conftest import run_playbook
+
+    flows = [{"from": "rag-pipeline", "to": "qdrnt", "port": "http"},
+             {"from": "rag-pipeline", "to": "qdrant", "port": "grcp"}]  # fmt: skip
+    proc = run_playbook(
+        "playbooks/deploy.yml", "-i", "inventories/single-node",
+        "-e", "aistack_deploy_mode=render", "-e", f"aistack_build_root={tmp_path}",
+        "-e", yaml.safe_dump({"aistack_deploy_only": ["network_policies"],
+                              "network_policies_flows": flows}, default_flow_style=True),
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "flow rag-pipeline -> qdrnt: unknown workload qdrnt" in out
+    assert "flow rag-pipeline -> qdrant: qdrant has no port named grcp" in out
+    assert not (tmp_path / "single-node" / "network_policies").exists()
+
+
+# -- workloads: accounts, hardening, resources --------------------------------------------
+
+
+def workloads(objects: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(identity, kind/name, pod spec) of every workload the collection renders itself (Helm
+    charts and operators render theirs; a partial Deployment patching a chart's is not one)."""
+    out = []
+    for _, obj in objects:
+        meta = obj["metadata"]
+        patch = "aistack.io/patch-of" in meta.get("annotations", {})
+        if obj["kind"] in WORKLOAD_KINDS and not patch:
+            template = pod_template(obj)
+            name = template["metadata"]["labels"].get("app.kubernetes.io/name", meta["name"])
+            out.append((name, f"{obj['kind']}/{meta['name']}", template["spec"]))
+        elif obj["kind"] == "InferenceService":
+            # KServe builds the predictor pod from the predictor spec and the ServingRuntime.
+            runtime = next(o for _, o in objects if o["kind"] == "ServingRuntime")
+            spec = dict(obj["spec"]["predictor"])
+            container = dict(runtime["spec"]["containers"][0])
+            container["resources"] = spec["model"]["resources"]
+            spec["containers"] = [container]
+            out.append(("vllm", f"InferenceService/{meta['name']}", spec))
+    return out
+
+
+def test_every_workload_is_hardened(rendered: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    _, objects = rendered
+    found = workloads(objects)
+    assert len(found) >= 3
+    problems = []
+    for name, what, spec in found:
+        pod = spec.get("securityContext", {})
+        if pod.get("runAsNonRoot") is not True and (name, "non-root") not in EXCEPTIONS:
+            problems.append(f"{what}: not runAsNonRoot")
+        for container in spec["containers"] + spec.get("initContainers", []):
+            where = f"{what} container {container['name']}"
+            sc = container.get("securityContext", {})
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{where}: capabilities not dropped")
+            seccomp = sc.get("seccompProfile", pod.get("seccompProfile", {}))
+            if seccomp.get("type") != "RuntimeDefault":
+                problems.append(f"{where}: seccomp not RuntimeDefault")
+            writable = sc.get("readOnlyRootFilesystem") is not True
+            if writable and (name, "read-only root") not in EXCEPTIONS:
+                problems.append(f"{where}: root filesystem writable")
+            resources = container.get("resources", {})
+            for bound in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set(resources.get(bound, {})):
+                    problems.append(f"{where}: no cpu/memory {bound}")
+    assert problems == []
+
+
+def test_every_workload_has_its_own_service_account(
+    rendered: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    _, objects = rendered
+    accounts = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]): o
+        for _, o in objects
+        if o["kind"] == "ServiceAccount"
+    }
+    bound = {o["subjects"][0]["name"] for _, o in objects if o["kind"] == "RoleBinding"}
+    problems = []
+    used_by: dict[str, set[str]] = {}
+    for name, what, spec in workloads(objects):
+        account = spec.get("serviceAccountName")
+        if not account or (NS, account) not in accounts:
+            problems.append(f"{what}: no ServiceAccount of its own ({account})")
+            continue
+        used_by.setdefault(account, set()).add(name)
+        token = spec.get("automountServiceAccountToken")
+        if token is not (account in bound):
+            problems.append(f"{what}: token mounted {token}, Role bound {account in bound}")
+        if accounts[(NS, account)].get("automountServiceAccountToken") is not (account in bound):
+            problems.append(f"ServiceAccount {account}: automount does not match its Role")
+    assert problems == []
+    # One account per workload (a Job shares its long-running workload's account).
+    assert all(len(names) == 1 for names in used_by.values()), used_by
+
+
+def test_roles_are_least_privilege(rendered: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    """API access only through namespaced, read-only Roles (no ClusterRole of our own)."""
+    _, objects = rendered
+    assert not [o for _, o in objects if o["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
+    for _, role in ((c, o) for c, o in objects if o["kind"] == "Role"):
+        for rule in role["rules"]:
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, role["metadata"]["name"]
+            assert "*" not in rule["resources"] and "secrets" not in rule["resources"]
+
+
+# -- Ingress TLS ----------------------------------------------------------------------------
+
+
+def test_every_ingress_has_tls_from_the_internal_ca(
+    rendered: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    name, objects = rendered
+    root = RENDERS[name]()
+    ingresses = [o for _, o in objects if o["kind"] == "Ingress"]
+    # Ingresses of charts (MLflow, Grafana) are in their values.
+    for values_path in root.glob("*/helm/*/values.yaml"):
+        values = yaml.safe_load(values_path.read_text(encoding="utf-8")) or {}
+        for chart_ingress in (values.get("ingress"), values.get("grafana", {}).get("ingress")):
+            if chart_ingress and chart_ingress.get("enabled"):
+                ingresses.append({"metadata": {"name": values_path.parent.name,
+                                               "annotations": chart_ingress["annotations"]},
+                                  "spec": {"tls": chart_ingress["tls"]}})  # fmt: skip
+    assert ingresses
+    for ingress in ingresses:
+        assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "aistack-ca"
+        [tls] = ingress["spec"]["tls"]
+        assert tls["secretName"] == f"{tls['hosts'][0]}-tls", ingress["metadata"]["name"]
+    issuers = {o["metadata"]["name"] for _, o in objects if o["kind"] == "ClusterIssuer"}
+    assert issuers == {"aistack-ca", "aistack-ca-selfsigned"}
+
+
+# -- architectures combined -----------------------------------------------------------------
+
+
+def test_no_name_clashes_when_combined(
+    rendered: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    """Every kind/namespace/name is one object: the same Namespace may come from several roles,
+    anything else rendered twice must be identical (multi-node combines the lab with
+    single-node parts)."""
+    name, objects = rendered
+    releases = [
+        (path.parent.name, yaml.safe_load(path.read_text(encoding="utf-8")))
+        for path in RENDERS[name]().glob("*/helm/*/release.yaml")
+    ]
+    keys = [(r["namespace"], r["name"]) for _, r in releases]
+    assert len(keys) == len(set(keys)), sorted(keys)
+    seen: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    clashes = []
+    for component, obj in objects:
+        key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if key in seen and (obj["kind"] != "Namespace" or seen[key][1] != obj):
+            clashes.append(f"{key}: {seen[key][0]} and {component}")
+        seen.setdefault(key, (component, obj))
+    assert clashes == []
+
+
+def test_readme_lists_the_exceptions() -> None:
+    """The README's exceptions table and EXCEPTIONS are the same list."""
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
+    kinds = {"non-root": "runs as root", "read-only root": "writable root filesystem"}
+    listed = {
+        (workload, what)
+        for workload, what in EXCEPTIONS
+        if any(
+            row.split("|")[1].strip().startswith(workload) and kinds[what] in row for row in rows
+        )
+    }
+    assert listed == set(EXCEPTIONS)
+    table = [r for r in rows if any(k in r for k in kinds.values())]
+    assert len(table) == len(EXCEPTIONS)
+
+
+def test_internal_ca_tls_needs_cert_manager(tmp_path: Path) -> None:
+    """TLS by the internal CA with cert_manager off fails in preflight, saying how to fix it."""
+    from tests.conftest import run_playbook
+
+    proc = run_playbook(
+        "playbooks/preflight.yml", "-i", "inventories/single-node",
+        "-e", "aistack_deploy_mode=render", "-e", f"aistack_build_root={tmp_path}",
+        "-e", '{"aistack_components": {"cert_manager": false}}',
+    )  # fmt: skip
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0
+    assert "internal CA (aistack-ca) of the cert_manager component, which is off" in out
+    assert 'aistack_ingress_cluster_issuer: "" for plain HTTP' in out
