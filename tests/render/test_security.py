@@ -70,6 +70,8 @@ UPSTREAM_PODS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "llm-d-gateway": (NS, {"gateway.networking.k8s.io/gateway-name": "llm-d-gateway"}),
     "llama-stack": (NS, {"app": "llama-stack", "app.kubernetes.io/instance": "llama-stack"}),
+    # The MCP gateway's proxy pods (Istio's automated deployment of the Gateway).
+    "mcp-gateway": ("mcp-system", {"gateway.networking.k8s.io/gateway-name": "mcp-gateway"}),
 }
 API = ("apiserver", 443), ("apiserver", 6443)
 
@@ -85,7 +87,7 @@ SINGLE_NODE = {
 CATALYST_LAB = {
     ("ingress-controller", "mlflow", 5000),
     ("agents-router", "llama-stack", 8321), ("agents-router", "otel-collector", 4318),
-    ("agents-router", "mlflow", 5000), ("agents-beeai", "llama-stack", 8321),
+    ("agents-beeai", "llama-stack", 8321),
     ("kagenti-operator", "agents-router", 9999), ("kagenti-operator", "agents-beeai", 9999),
     ("llm-benchmark", "llm-d-gateway", 80),
     ("llama-stack", "llm-d-gateway", 80), ("llama-stack", "postgres", 5432),
@@ -98,13 +100,26 @@ CATALYST_LAB = {
     # Prometheus scrapes the metrics ports of the monitored workloads.
     ("prometheus", "agents-router", 9999), ("prometheus", "vllm", 8000),
     ("prometheus", "vllm-pool-epp", 9090), ("prometheus", "postgres", 9187),
-    ("prometheus", "mlflow", 5000),
+    ("prometheus", "mlflow", 5000), ("prometheus", "agents-beeai", 9999),
+    # The MCP layer: clients -> gateway (mcp-system) -> each server's guard -> its API.
+    ("llama-stack", "mcp-gateway", 8080), ("agents-beeai", "mcp-gateway", 8080),
+    *(("mcp-gateway", f"mcp-{name}", 8090) for name in ("benchmark", "github", "jira", "brave")),
+    *((f"mcp-{server}", "external", 443) for server in ("github", "jira", "brave")),
+    ("mcp-benchmark", "llama-stack", 8321),
+    # The agentic benchmarks: the BeeAI agent over A2A, the model, MLflow.
+    ("agentic-benchmark", "agents-beeai", 9999), ("agentic-benchmark", "llama-stack", 8321),
+    ("agentic-benchmark", "mlflow", 5000),
 }  # fmt: skip
 # The lab plus the single-node parts it keeps (distributed Qdrant, the RAG service on it).
-MULTI_NODE = CATALYST_LAB | {
+# (The SaaS MCP servers are switched on by the lab inventory's group_vars only.)
+SAAS_MCP = {
+    (a, b, port) for a, b, port in CATALYST_LAB if {a, b} & {"mcp-github", "mcp-jira", "mcp-brave"}
+}
+MULTI_NODE = (CATALYST_LAB - SAAS_MCP) | {
     ("rag-pipeline", "qdrant", 6333), ("qdrant", "qdrant", 6335),
     ("agents-router", "rag-pipeline", 8000), ("agents-beeai", "rag-pipeline", 8000),
     ("prometheus", "rag-pipeline", 8000), ("postgres", "postgres", 5432),
+    ("mcp-benchmark", "rag-pipeline", 8000),
 }  # fmt: skip
 EXPECTED = {"single-node": SINGLE_NODE, "catalyst-lab": CATALYST_LAB, "multi-node": MULTI_NODE}
 
