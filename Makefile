@@ -16,7 +16,7 @@ export NO_COLOR ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Every .venv/bin tool is used by path; nothing depends on an activated venv.
-.PHONY: help venv up down render test lint sanity pytest molecule build bench-rag bench-llm clean
+.PHONY: help venv up down render test lint sanity pytest molecule build image bench-rag bench-llm clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ $(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml services/ra
 # Side virtualenvs: stacks whose pins conflict with requirements/lock.txt (and with each other),
 # each .venv-NAME built from requirements/NAME.txt by scripts/make-side-venv.sh. Adding one =
 # its name in SIDE_VENVS, its check executable, its editable packages (if any) and a help line.
-SIDE_VENVS := infinity agents crew beeai mlflow llamastack
+SIDE_VENVS := infinity agents crew beeai mlflow mcp finetune llamastack
 SIDE_CHECK_infinity := infinity_emb
 SIDE_CHECK_agents := aistack-agents
 SIDE_EDIT_agents := services/agents
@@ -41,6 +41,10 @@ SIDE_EDIT_crew := services/agents
 SIDE_CHECK_beeai := aistack-agents
 SIDE_EDIT_beeai := services/agents
 SIDE_CHECK_mlflow := mlflow
+SIDE_CHECK_mcp := aistack-mcp-benchmark
+SIDE_EDIT_mcp := services/mcp_benchmark
+SIDE_CHECK_finetune := aistack-finetune
+SIDE_EDIT_finetune := services/finetune
 SIDE_CHECK_llamastack := llama
 # llama-stack 0.2.13 and later need Python 3.12: pyenv's 3.12 where there is one (its PATH shim
 # fails while another version is selected), else python3.12 on PATH.
@@ -64,11 +68,13 @@ agents: ## Separate venv for services/agents (LangGraph router, A2A server) + it
 crew: ## Separate venv for the CrewAI research crew of services/agents + its tests
 beeai: ## Separate venv for the lab's BeeAI agent (beeai-framework, a2a-sdk 0.3) + its tests
 mlflow: ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
+mcp: ## Separate venv for services/mcp_benchmark (the benchmark MCP server, MCP SDK) + its tests
+finetune: ## Separate venv for services/finetune (LoRA fine-tuning: torch CPU, transformers, peft) + its tests
 llamastack: ## Separate venv (Python 3.12) for a real Llama Stack server + client (tests/llama_stack)
 
-# They are independent and mostly wait on downloads and unpacking: build them side by side.
+# They are independent and partly wait on downloads: build them side by side (2 cores: -j3).
 side-venvs: ## Every side venv, built in parallel
-	$(MAKE) --no-print-directory -j$(words $(SIDE_VENVS)) -Otarget $(SIDE_VENVS)
+	$(MAKE) --no-print-directory -j3 -Otarget $(SIDE_VENVS)
 .PHONY: side-venvs $(SIDE_VENVS)
 
 venv: $(STAMP) ## Create .venv with every pinned dependency
@@ -89,6 +95,7 @@ lint: venv ## ruff, yamllint, ansible-lint (production profile)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 	$(BIN)/python scripts/role-readme.py --check
 	$(BIN)/python scripts/awx-survey-table.py --check
+	$(BIN)/python scripts/images.py check
 
 build: venv ## Build the collection tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build/collection .
@@ -110,6 +117,9 @@ molecule: venv ## molecule test for molecule/default (render every inventory, id
 	MOLECULE_GLOB='molecule/*/molecule.yml' PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s default
 
 test: lint sanity pytest molecule ## Everything CI runs
+
+image: venv ## Build the container images (podman, buildah or docker): make image [IMAGES="rag-pipeline agents"]
+	$(BIN)/python scripts/images.py build $(IMAGES)
 
 bench-rag: venv ## RAG retrieval quality, ingestion throughput and query latency
 	$(BIN)/python benchmarks/rag_all.py

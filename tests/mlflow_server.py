@@ -123,6 +123,9 @@ def start_mlflow(tmp: Path | None = None, timeout: float = 240) -> MlflowServer:
                 f"sqlite:///{tmp / 'mlflow.db'}",
                 "--default-artifact-root",
                 str(tmp / "artifacts"),
+                # Where proxied uploads (mlflow-artifacts:/ locations) land: not the cwd.
+                "--artifacts-destination",
+                str(tmp / "proxied-artifacts"),
                 "--host",
                 "127.0.0.1",
                 "--port",

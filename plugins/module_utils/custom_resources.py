@@ -5,7 +5,8 @@
 kubernetes-validate ships schemas for built-in kinds only; every custom resource a role
 renders must be registered here so that it gets a structural check instead of passing
 unchecked. Keys are (apiVersion, kind); values list dotted paths that must be present
-and non-empty, optional type checks, allowed values (a CRD's enums, "choices"), whether
+and non-empty, optional type checks, allowed values (a CRD's enums, "choices"), regular
+expressions a string field must match (a CRD's "pattern", "patterns"), whether
 the kind is namespaced, and which top-level fields besides apiVersion/kind/metadata
 are allowed (strict mode).
 """
@@ -76,10 +77,40 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
         "required": ["spec.server.containerSpec.port"],
         "types": {"spec.server.containerSpec.env": list},
     },
-    # Kuadrant MCP gateway
-    ("mcp.kuadrant.io/v1alpha1", "MCPServerRegistration"): {
-        "required": ["spec.prefix", "spec.targetRef.name"],
+    # Kuadrant MCP gateway v0.9.0 (charts/mcp-gateway/crds/mcp.kuadrant.io_*.yaml): v1 is the
+    # storage version, v1alpha1 is deprecated. MCPServerRegistration requires spec.targetRef.name
+    # (an HTTPRoute); the prefix is optional but must match the CRD's pattern (it is immutable).
+    ("mcp.kuadrant.io/v1", "MCPServerRegistration"): {
+        "required": ["spec.targetRef.name"],
+        "types": {"spec.targetRef.name": str, "spec.prefix": str, "spec.path": str},
+        "choices": {
+            "spec.targetRef.group": ("gateway.networking.k8s.io",),
+            "spec.targetRef.kind": ("HTTPRoute",),
+            "spec.state": ("Enabled", "Disabled"),
+        },
+        "patterns": {"spec.prefix": r"^[a-z0-9][a-z0-9_]*$", "spec.path": r"^/"},
     },
+    # MCPGatewayExtension: the Gateway and listener (sectionName) the broker-router serves.
+    ("mcp.kuadrant.io/v1", "MCPGatewayExtension"): {
+        "required": ["spec.targetRef.name", "spec.targetRef.sectionName"],
+        "choices": {
+            "spec.targetRef.group": ("gateway.networking.k8s.io",),
+            "spec.targetRef.kind": ("Gateway",),
+            "spec.httpRouteManagement": ("Enabled", "Disabled"),
+        },
+    },
+    # Kuadrant operator v1.5.2 (config/crd/bases/kuadrant.io_authpolicies.yaml): targetRef
+    # {group, kind, name} required, group gateway.networking.k8s.io, kind HTTPRoute, GRPCRoute
+    # or Gateway (the CRD's CEL rules).
+    ("kuadrant.io/v1", "AuthPolicy"): {
+        "required": ["spec.targetRef.group", "spec.targetRef.kind", "spec.targetRef.name"],
+        "choices": {
+            "spec.targetRef.group": ("gateway.networking.k8s.io",),
+            "spec.targetRef.kind": ("HTTPRoute", "GRPCRoute", "Gateway"),
+        },
+    },
+    # The Kuadrant instance the operator reconciles (Authorino, Limitador); spec may be empty.
+    ("kuadrant.io/v1beta1", "Kuadrant"): {"required": []},
     # Kagenti operator (kagenti-operator-chart 0.2.0-rc.8, pinned by Kagenti v0.6.1): the CRD
     # agentruntimes.agent.kagenti.dev requires spec.targetRef{apiVersion,kind,name} and spec.type.
     ("agent.kagenti.dev/v1alpha1", "AgentRuntime"): {

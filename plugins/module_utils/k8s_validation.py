@@ -172,6 +172,14 @@ class ManifestValidator:
                         path, value, ", ".join(allowed), obj["kind"]
                     )
                 )
+        for path, pattern in spec.get("patterns", {}).items():
+            found, value = _lookup(obj, path)
+            if found and not (isinstance(value, str) and re.search(pattern, value)):
+                errors.append(
+                    "{}: {!r} does not match {} (the {} CRD)".format(
+                        path, value, pattern, obj["kind"]
+                    )
+                )
         if self.strict:
             allowed = set(spec.get("top_level", ("spec",))) | {"apiVersion", "kind", "metadata"}
             unexpected = sorted(set(obj) - allowed)

@@ -31,7 +31,8 @@ CREW_VENV = REPO / ".venv-crew"
 # venv collects only the runners (test_in_side_venvs.py), which run this folder in each side venv,
 # and each side venv collects only its own suite.
 SUITES = {
-    "router": ["test_router.py", "test_a2a.py", "test_plumbing.py"],  # .venv-agents
+    # .venv-agents
+    "router": ["test_router.py", "test_a2a.py", "test_plumbing.py", "test_bench.py"],
     "crew": ["test_crew.py"],  # .venv-crew: CrewAI, a2a-sdk 1.x, no LangGraph
     "beeai": ["test_beeai.py"],  # .venv-beeai: beeai-framework, a2a-sdk 0.3
 }
@@ -59,6 +60,9 @@ KINDS = {
     "You are Technical writer": "write",
     "You are Reviewer": "review",
     "# Role": "beeai",
+    "You are a travel planner": "tp_plan",  # the benchmarks (aistack_agents.bench)
+    "You collect travel information": "tp_collect",
+    "You run a vending machine": "vending",
 }
 
 
@@ -236,6 +240,32 @@ def rag_url() -> Iterator[str]:
         yield url
     finally:
         stop(proc)
+
+
+def start_server(**env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`aistack-agents serve` (the router's A2A server) on a free loopback port."""
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if k not in ("LLM_URL", "LOCALAI_URL", "RAG_URL")}
+    log = Path(tempfile.mkdtemp(prefix="agents-a2a-")) / "a2a.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(AGENTS_VENV / "bin" / "aistack-agents"), "serve", "--port", str(port)],
+            env={**base, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc, 60)
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def router_server(scripted_llm: ScriptedLLM, rag_url: str) -> Iterator[str]:
+    """The router's A2A server on the scripted LLM and the RAG service, shared by the A2A
+    tests and the benchmarks' A2A agent test."""
+    proc, url = start_server(LLM_URL=scripted_llm.url, LLM_MODEL="scripted", RAG_URL=rag_url)
+    yield url
+    stop(proc)
 
 
 @pytest.fixture(scope="session")

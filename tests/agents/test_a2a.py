@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,34 +17,16 @@ from a2a.types import AgentCard, Role, SendMessageRequest, StreamResponse, TaskS
 from a2a.utils.proto_utils import validate_proto_required_fields
 from google.protobuf.json_format import ParseDict
 
-from tests.agents.conftest import AGENTS_VENV, ScriptedLLM, stop, wait_http
+from tests.agents.conftest import AGENTS_VENV, ScriptedLLM, start_server, stop
 from tests.conftest import free_port
 
 RAG = '{"classification": "factual", "route": "rag"}'
 GOOD = '{"score": 92, "reason": "grounded"}'
 
 
-def start_server(**env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    base = {k: v for k, v in os.environ.items() if k not in ("LLM_URL", "LOCALAI_URL", "RAG_URL")}
-    log = Path(tempfile.mkdtemp(prefix="agents-a2a-")) / "a2a.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(AGENTS_VENV / "bin" / "aistack-agents"), "serve", "--port", str(port)],
-            env={**base, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc, 60)
-    return proc, url
-
-
 @pytest.fixture(scope="module")
-def server(scripted_llm: ScriptedLLM, rag_url: str) -> Iterator[str]:
-    proc, url = start_server(LLM_URL=scripted_llm.url, LLM_MODEL="scripted", RAG_URL=rag_url)
-    yield url
-    stop(proc)
+def server(router_server: str) -> str:
+    return router_server
 
 
 async def ask(url: str, text: str, *, streaming: bool) -> list[StreamResponse]:

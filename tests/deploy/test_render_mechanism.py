@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import yaml
 
 from tests.conftest import REPO, run_playbook
 
@@ -44,6 +47,11 @@ def test_unknown_component_fails_before_rendering(tmp_path: Path) -> None:
 
 
 def test_unavailable_component_fails_before_rendering(tmp_path: Path) -> None:
+    # Every component of the catalogue is available today: a planned one is added for the test.
+    catalog = yaml.safe_load((REPO / "playbooks/vars/architectures.yml").read_text())
+    planned = catalog["aistack_component_catalog"] | {
+        "vector_db_v2": {"layer": "data", "available": False}
+    }
     proc = run_playbook(
         "site.yml",
         "-i",
@@ -53,11 +61,13 @@ def test_unavailable_component_fails_before_rendering(tmp_path: Path) -> None:
         "-e",
         f"aistack_build_root={tmp_path}",
         "-e",
-        '{"aistack_components": {"mcp_gateway": true}}',
+        json.dumps(
+            {"aistack_component_catalog": planned, "aistack_components": {"vector_db_v2": True}}
+        ),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "enabled but not available yet: mcp_gateway" in out
+    assert "enabled but not available yet: vector_db_v2" in out
     assert list(tmp_path.iterdir()) == []
 
 

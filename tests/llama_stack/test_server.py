@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 import psycopg2
 import pytest
 import yaml
@@ -38,11 +39,19 @@ EMBED_MODEL = DEFAULTS["llama_stack_embedding_model"]
 
 def render_run_config(**overrides: Any) -> str:
     """roles/llama_stack/templates/run.yaml.j2 with the role's defaults and the overrides (the
-    template uses plain Jinja filters only, so Ansible is not needed to render it)."""
+    template uses plain Jinja filters only, so Ansible is not needed to render it). No MCP tool
+    group: its default is the lab's MCP gateway, which does not run here."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROLE / "templates"), undefined=jinja2.StrictUndefined
     )
-    return env.get_template("run.yaml.j2").render({**DEFAULTS, **overrides})
+    settings = {**DEFAULTS, "llama_stack_mcp_endpoints": [], **overrides}
+    # A default that is still a Jinja expression (Ansible resolves it) would be rendered as its
+    # text here: the test must set every such setting that the template uses.
+    source = (ROLE / "templates" / "run.yaml.j2").read_text()
+    used = jinja2.meta.find_undeclared_variables(env.parse(source))
+    unresolved = sorted(k for k in used if "{{" in str(settings.get(k, "")))
+    assert not unresolved, f"set these in the test: {unresolved}"
+    return env.get_template("run.yaml.j2").render(settings)
 
 
 class OtlpReceiver:

@@ -33,6 +33,7 @@ COMPONENTS = (
     "rag_pipeline",
     "agents",
     "llm_benchmark",
+    "finetune",
 )
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -132,8 +133,9 @@ def single_node() -> Bundle:
 
 @functools.cache
 def single_node_variant() -> Bundle:
-    """Overrides an inventory may set: a registry mirror, an OCI chart mirror and TLS via a
-    cert-manager ClusterIssuer (rendered once, platform components off to keep it quick)."""
+    """Overrides an inventory may set: a registry mirror, an OCI chart mirror, TLS via a
+    cert-manager ClusterIssuer and the fine-tuning Job's options (rendered once, platform
+    components off to keep it quick)."""
     build_root = _tmpdir("aistack-single-node-variant-")
     extra = {
         "aistack_image_registry": "mirror.example:5000",
@@ -141,6 +143,12 @@ def single_node_variant() -> Bundle:
         "localai_chart": "oci://mirror.example:5000/charts/local-ai",
         "rag_pipeline_service_monitor_enabled": True,
         "aistack_components": {"gpu_operator": False, "longhorn": False, "ingress_nginx": False},
+        # The fine-tuning Job with a model image, MLflow and the adapter loaded into vLLM.
+        "finetune_base_model": "oci://mirror.example:5000/models/qwen2.5-0.5b-instruct:1.0",
+        "finetune_mlflow_tracking_uri": "http://mlflow.ai-stack.svc.cluster.local:5000",
+        "finetune_mlflow_token_secret_name": "mlflow-token",
+        "finetune_register_vllm_url": "http://qwen-predictor.ai-stack.svc.cluster.local/v1",
+        "finetune_register_api_key_secret_name": "vllm-api-key",
     }
     proc = render(build_root, "-e", yaml.safe_dump(extra, default_flow_style=True))
     assert proc.returncode == 0, f"render failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"

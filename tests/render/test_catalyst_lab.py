@@ -7,6 +7,7 @@ by the deploy mechanism; these tests check the facts that make the stack work to
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,23 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.conftest import run_playbook
 from tests.mlflow_server import MLFLOW
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
-
-ROLES = [
-    "cert_manager",
-    "gateway_api",
-    "cloudnative_pg",
-    "kube_prometheus_stack",
-    "opentelemetry_collector",
-    "mlflow",
-    "kserve",
-    "llm_d",
-    "llama_stack",
-    "llama_stack_ui",
-    "agents",
-    "kagenti",
-]
 
 
 @pytest.fixture(scope="session")
@@ -595,6 +582,345 @@ def test_agents_router_calls_llama_stack(lab: Path) -> None:
     assert not [o for o in agents.objects() if "crew" in o["metadata"]["name"]]
 
 
+# -- the MCP layer: gateway, servers, Llama Stack's tool group ---------------------------
+
+MCP_SERVERS = {"benchmark", "github", "jira", "brave"}
+
+
+def _tool_group_uri(lab: Path) -> str:
+    """The URI of Llama Stack's MCP tool group (the MCP gateway) in the lab's run config."""
+    cm = bundle(lab, "llama_stack").get("ConfigMap", "llama-stack-run-config")
+    run = yaml.safe_load(cm["data"]["run.yaml"])
+    (group,) = [g for g in run["tool_groups"] if g["provider_id"] == "model-context-protocol"]
+    assert group["toolgroup_id"] == "mcp::gateway"
+    uri: str = group["mcp_endpoint"]["uri"]
+    return uri
+
+
+def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
+def test_mcp_gateway_from_its_pinned_chart_with_kuadrant(lab: Path) -> None:
+    gw = bundle(lab, "mcp_gateway")
+    release = gw.release("mcp-gateway")
+    assert (release["chart"], release["version"]) == (
+        "oci://ghcr.io/kuadrant/charts/mcp-gateway",
+        "0.9.0",
+    )
+    assert release["namespace"] == "mcp-system"
+    values = gw.values("mcp-gateway")
+    # The release tags its images v<version>; the Gateway and the extension are the role's own.
+    assert values["image"] == {"repository": "ghcr.io/kuadrant/mcp-gateway", "tag": "v0.9.0"}
+    assert values["imageController"]["repository"] == "ghcr.io/kuadrant/mcp-controller"
+    assert values["imageController"]["tag"] == "v0.9.0"
+    assert values["gateway"]["create"] is False and values["mcpGatewayExtension"]["create"] is False
+    kuadrant = gw.release("kuadrant-operator")
+    assert (kuadrant["chart"], kuadrant["repo_url"], kuadrant["version"]) == (
+        "kuadrant/kuadrant-operator", "https://kuadrant.io/helm-charts", "1.5.2"
+    )  # fmt: skip
+    assert gw.get("Kuadrant", "kuadrant")["metadata"]["namespace"] == kuadrant["namespace"]
+
+
+def test_mcp_gateway_listens_where_llama_stack_calls_and_authenticates(lab: Path) -> None:
+    """Llama Stack's tool group is the gateway: the Gateway's Istio Service, the client
+    listener's hostname and port, /mcp; and that listener is behind an API-key AuthPolicy."""
+    gw = bundle(lab, "mcp_gateway")
+    gateway = gw.get("Gateway", "mcp-gateway")
+    listeners = {entry["name"]: entry for entry in gateway["spec"]["listeners"]}
+    uri = urlsplit(_tool_group_uri(lab))
+    name, namespace = gateway["metadata"]["name"], gateway["metadata"]["namespace"]
+    klass = gateway["spec"]["gatewayClassName"]
+    assert (
+        uri.hostname
+        == listeners["mcp"]["hostname"]
+        == f"{name}-{klass}.{namespace}.svc.cluster.local"
+    )
+    assert uri.port == listeners["mcp"]["port"] == listeners["mcps"]["port"]
+    assert uri.path == "/mcp"
+    assert listeners["mcps"]["hostname"] == "*.mcp.local"
+    extension = gw.get("MCPGatewayExtension", "mcp-gateway")
+    assert extension["apiVersion"] == "mcp.kuadrant.io/v1"
+    assert extension["spec"]["targetRef"] == {
+        "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name,
+        "namespace": namespace, "sectionName": "mcp",
+    }  # fmt: skip
+    assert extension["spec"]["publicHost"] == uri.hostname
+    # Authentication on the client listener, never open: Authorino API keys as bearer tokens.
+    policy = gw.get("AuthPolicy")
+    assert policy["metadata"]["namespace"] == namespace
+    assert policy["spec"]["targetRef"] == {
+        "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name, "sectionName": "mcp",
+    }  # fmt: skip
+    (auth,) = policy["spec"]["rules"]["authentication"].values()
+    assert auth["apiKey"]["selector"]["matchLabels"] == {"aistack.io/mcp-gateway-api-key": "true"}
+    assert auth["credentials"] == {"authorizationHeader": {"prefix": "Bearer"}}
+    assert gw.required_secrets() == [
+        {
+            "name": "mcp-gateway-api-key",
+            "namespace": "ai-stack",
+            "keys": ["api_key"],
+            "source": "existing",
+        }
+    ]  # fmt: skip
+
+
+def _index(b: Bundle) -> dict[tuple[str, str], dict[str, Any]]:
+    """The bundle's objects by (kind, name), parsed once."""
+    return {(o["kind"], o["metadata"]["name"]): o for o in b.objects()}
+
+
+def test_mcp_four_servers_registered_through_routes_to_their_guards(lab: Path) -> None:
+    objects = _index(bundle(lab, "mcp_servers"))
+    gateway = bundle(lab, "mcp_gateway").get("Gateway", "mcp-gateway")
+    registrations = [o for (kind, _), o in objects.items() if kind == "MCPServerRegistration"]
+    assert {r["metadata"]["name"] for r in registrations} == {f"mcp-{n}" for n in MCP_SERVERS}
+    prefixes = [r["spec"]["prefix"] for r in registrations]
+    assert sorted(prefixes) == sorted(f"{n}_" for n in MCP_SERVERS)
+    for registration in registrations:
+        assert registration["apiVersion"] == "mcp.kuadrant.io/v1"
+        target = registration["spec"]["targetRef"]
+        assert (target["group"], target["kind"]) == ("gateway.networking.k8s.io", "HTTPRoute")
+        route = objects["HTTPRoute", target["name"]]
+        assert route["spec"]["parentRefs"] == [{
+            "group": "gateway.networking.k8s.io", "kind": "Gateway",
+            "name": gateway["metadata"]["name"], "namespace": gateway["metadata"]["namespace"],
+            "sectionName": "mcps",
+        }]  # fmt: skip
+        (host,) = route["spec"]["hostnames"]
+        assert host.endswith(".mcp.local")
+        # the servers' namespace may attach routes to that listener
+        (mcps,) = [entry for entry in gateway["spec"]["listeners"] if entry["name"] == "mcps"]
+        allowed = mcps["allowedRoutes"]["namespaces"]["selector"]["matchExpressions"][0]
+        assert route["metadata"]["namespace"] in allowed["values"]
+        (backend,) = route["spec"]["rules"][0]["backendRefs"]
+        service = objects["Service", backend["name"]]
+        (port,) = service["spec"]["ports"]
+        assert backend["port"] == port["port"]
+        deployment = objects["Deployment", backend["name"]]
+        pod = deployment["spec"]["template"]
+        assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+        # The Service reaches the guard, which forwards to the server on the pod's loopback.
+        by_name = {c["name"]: c for c in _containers(deployment)}
+        guard_port = {p["name"]: p["containerPort"] for p in by_name["guard"]["ports"]}
+        assert port["targetPort"] == "http" and guard_port["http"] == port["port"]
+        template = objects["ConfigMap", backend["name"] + "-guard"]["data"]["default.conf.template"]
+        server_port = by_name["server"]["ports"][0]["containerPort"]
+        assert f"proxy_pass http://127.0.0.1:{server_port};" in template
+        # With API-key auth the guard admits only the gateway key (what the broker sends too).
+        assert '"Bearer ${MCP_GATEWAY_API_KEY}"' in template
+        assert registration["spec"]["credentialRef"] == {
+            "name": "mcp-gateway-api-key",
+            "key": "token",
+        }
+
+
+def test_mcp_servers_are_hardened_and_pinned(lab: Path) -> None:
+    servers = bundle(lab, "mcp_servers")
+    deployments = [o for o in servers.objects() if o["kind"] == "Deployment"]
+    assert len(deployments) == len(MCP_SERVERS)
+    images = set()
+    for deployment in deployments:
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        assert (
+            servers.get("ServiceAccount", spec["serviceAccountName"])[
+                "automountServiceAccountToken"
+            ]
+            is False
+        )
+        for container in spec["containers"]:
+            images.add(container["image"])
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+            assert set(container["resources"]) == {"requests", "limits"}
+            assert "livenessProbe" in container and "readinessProbe" in container
+    assert images == {
+        "ghcr.io/aistack/mcp-benchmark:0.1.0",
+        "ghcr.io/github/github-mcp-server:v1.10.1",
+        "ghcr.io/sooperset/mcp-atlassian:0.23.1",
+        "docker.io/brave/brave-search-mcp-server:v1.3.1",
+        "docker.io/nginxinc/nginx-unprivileged:1.29.4-alpine",
+    }
+
+
+def test_mcp_benchmark_server_contract(lab: Path) -> None:
+    servers = bundle(lab, "mcp_servers")
+    deployment = servers.get("Deployment", "mcp-benchmark")
+    by_name = {c["name"]: c for c in _containers(deployment)}
+    server = by_name["server"]
+    assert server["ports"][0]["containerPort"] == 8000
+    assert server["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "mcp"}
+    env = env_by_name(server)
+    assert env["MCP_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mcp-benchmark-token",
+        "key": "token",
+    }
+    # The lab's LLM as the agents see it (Llama Stack's OpenAI API), no key needed there.
+    agents_llm = env_by_name(
+        _containers(bundle(lab, "kagenti").get("Deployment", "agents-beeai"))[0]
+    )
+    assert env["LLM_BASE_URL"]["value"] == agents_llm["LLM_URL"]["value"]
+    assert env["LLM_MODEL"]["value"] == agents_llm["LLM_MODEL"]["value"]
+    assert "LLM_API_KEY" not in env and "RAG_URL" not in env  # the lab runs no RAG service
+    # Reports on the llm_benchmark role's results volume.
+    assert env["RESULTS_DIR"]["value"] == "/results"
+    (mount,) = [m for m in server["volumeMounts"] if m["mountPath"] == "/results"]
+    (volume,) = [
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    ]
+    pvc = bundle(lab, "llm_benchmark").get("PersistentVolumeClaim")
+    assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    # The guard sends the server its token: callers of the gateway never hold it.
+    guard = env_by_name(by_name["guard"])
+    assert guard["MCP_UPSTREAM_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mcp-benchmark-token",
+        "key": "token",
+    }
+    assert guard["MCP_UPSTREAM_AUTHORIZATION"]["value"] == "Bearer $(MCP_UPSTREAM_TOKEN)"
+
+
+def test_mcp_credentials_only_by_reference(lab: Path) -> None:
+    """Every credential of the MCP layer is a Secret reference listed in secrets.required.yaml;
+    no environment variable that names a secret has a value, no token text is in the bundle."""
+    from ansible_collections.aistack.platform.plugins.module_utils.k8s_validation import (
+        secret_like,
+    )
+
+    servers = bundle(lab, "mcp_servers")
+    required = {(s["name"], key) for s in servers.required_secrets() for key in s["keys"]}
+    assert required == {
+        ("mcp-benchmark-token", "token"),
+        ("mcp-github-token", "token"),
+        ("mcp-jira-token", "token"),
+        ("mcp-brave-api-key", "api-key"),
+        ("mcp-gateway-api-key", "api_key"),
+        ("mcp-gateway-api-key", "token"),
+    }
+    referenced = set()
+    for deployment in (o for o in servers.objects() if o["kind"] == "Deployment"):
+        for container in _containers(deployment):
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    referenced.add((ref["name"], ref["key"]))
+                else:
+                    assert not secret_like(var["name"]), var
+    registrations = [o for o in servers.objects() if o["kind"] == "MCPServerRegistration"]
+    referenced |= {
+        (r["spec"]["credentialRef"]["name"], r["spec"]["credentialRef"]["key"])
+        for r in registrations
+    }
+    assert referenced == required
+    jira = env_by_name(_containers(servers.get("Deployment", "mcp-jira"))[0])
+    assert jira["JIRA_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mcp-jira-token",
+        "key": "token",
+    }
+    assert jira["IGNORE_HEADER_AUTH"]["value"] == "true"  # the env credential, never the caller's
+    text = "\n".join(
+        bundle(lab, c).text() for c in ("mcp_gateway", "mcp_servers", "llama_stack", "kagenti")
+    )
+    for pattern in (
+        r"gh[pousr]_[A-Za-z0-9]{20,}",
+        r"github_pat_",
+        r"Bearer [A-Za-z0-9._~+/-]{12,}",
+    ):
+        assert not re.search(pattern, text), pattern
+
+
+def test_mcp_custom_resources_are_checked_against_their_crds(lab: Path) -> None:
+    """The registered fields of the MCP kinds are their CRDs' required ones, enums, patterns."""
+    from ansible_collections.aistack.platform.plugins.module_utils.k8s_validation import (
+        ManifestValidator,
+    )
+
+    validator = ManifestValidator("1.31")
+    gw, servers = bundle(lab, "mcp_gateway"), bundle(lab, "mcp_servers")
+    rendered = [gw.get("AuthPolicy"), gw.get("MCPGatewayExtension"), gw.get("Kuadrant")]
+    rendered += [o for o in servers.objects() if o["kind"] == "MCPServerRegistration"]
+    assert all(validator.validate(obj) == [] for obj in rendered)
+    registration = json.loads(json.dumps(servers.get("MCPServerRegistration", "mcp-github")))
+    registration["spec"]["prefix"] = "GitHub-"
+    del registration["spec"]["targetRef"]["name"]
+    assert validator.validate(registration) == [
+        "spec.targetRef.name: required by the MCPServerRegistration CRD",
+        "spec.prefix: 'GitHub-' does not match ^[a-z0-9][a-z0-9_]*$"
+        " (the MCPServerRegistration CRD)",
+    ]
+    policy = json.loads(json.dumps(gw.get("AuthPolicy")))
+    policy["spec"]["targetRef"]["kind"] = "Service"
+    assert validator.validate(policy) == [
+        "spec.targetRef.kind: 'Service' is not one of HTTPRoute, GRPCRoute, Gateway"
+        " (the AuthPolicy CRD)"
+    ]
+    extension = json.loads(json.dumps(gw.get("MCPGatewayExtension")))
+    del extension["spec"]["targetRef"]["sectionName"]
+    assert validator.validate(extension) == [
+        "spec.targetRef.sectionName: required by the MCPGatewayExtension CRD"
+    ]
+
+
+# Both roles' validation in one short playbook (each entry point on its own, nothing rendered):
+# the INVALID cases below run the whole preflight, about 30 s each on two busy cores.
+MCP_VALIDATE = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - block:
+        - ansible.builtin.include_role: {name: aistack.platform.mcp_gateway, tasks_from: validate}
+      rescue:
+        - ansible.builtin.debug: {msg: REFUSED mcp_gateway}
+    - block:
+        - ansible.builtin.include_role: {name: aistack.platform.mcp_servers, tasks_from: validate}
+      rescue:
+        - ansible.builtin.debug: {msg: REFUSED mcp_servers}
+"""
+
+
+def test_mcp_invalid_settings_are_refused_with_every_reason(tmp_path: Path) -> None:
+    playbook = tmp_path / "validate.yml"
+    playbook.write_text(MCP_VALIDATE)
+    wiki = {
+        "name": "Wiki",
+        "image_registry": "ghcr.io",
+        "image_repository": "example/wiki-mcp",
+        "image_tag": "latest",
+        "port": 8090,
+        "prefix": "Wiki-",
+        "env": {"WIKI_TOKEN": "abc"},
+        "resources": {"requests": {"cpu": "10m"}, "limits": {"cpu": "1"}},
+    }
+    settings = {
+        # OIDC without an issuer: the gateway is never left open.
+        "aistack_mcp_gateway_auth_mode": "oidc",
+        "mcp_gateway_chart_version": "latest",
+        "mcp_servers_jira_enabled": True,
+        "mcp_servers_extra": [wiki],
+    }
+    proc = run_playbook(str(playbook), "-e", json.dumps(settings))
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 0, out[-3000:]
+    assert "REFUSED mcp_gateway" in out and "REFUSED mcp_servers" in out
+    for message in (
+        'mcp_gateway_chart_version must be a release such as 0.9.0, got "latest"',
+        "aistack_mcp_gateway_auth_mode oidc needs mcp_gateway_oidc_issuer_url",
+        "aistack_mcp_gateway_auth_mode: none is the explicit opt-out",
+        "mcp_servers_jira_url must be the https URL of the Jira site",
+        "mcp_servers_jira_username (the account e-mail) is required",
+        'mcp_servers: name must be a DNS label of at most 53 characters, got "Wiki"',
+        'mcp_servers[Wiki]: image_tag must be pinned, not "latest"',
+        "every server needs a port 1-65535 other than the guard port 8090",
+        'prefix must match ^[a-z0-9][a-z0-9_]*$ (the MCPServerRegistration CRD), got "Wiki-"',
+        "mcp_servers: env WIKI_TOKEN looks like a secret; use secret_env (a Secret key)",
+    ):
+        assert message in out, message
+
+
 # -- gateway_api -------------------------------------------------------------------------
 
 
@@ -744,8 +1070,13 @@ def test_kagenti_runs_the_beeai_agent_by_default(lab: Path) -> None:
         == env_by_name(server["containerSpec"])["INFERENCE_MODEL"]["value"]
     )
     assert env["A2A_PUBLIC_URL"]["value"] == "http://agents-beeai.ai-stack.svc.cluster.local:9999/"
-    assert "RAG_URL" not in env and "MCP_URL" not in env  # neither runs in the lab by default
-    for key in ("LLM_API_KEY", "RAG_API_KEY", "MCP_API_KEY"):
+    assert "RAG_URL" not in env  # no RAG service in the lab by default
+    # The lab's MCP gateway, with its API key from the gateway's Secret (by reference).
+    assert env["MCP_URL"]["value"] == _tool_group_uri(lab)
+    assert env["MCP_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mcp-gateway-api-key", "key": "api_key", "optional": True
+    }  # fmt: skip
+    for key in ("LLM_API_KEY", "RAG_API_KEY"):
         ref = env[key]["valueFrom"]["secretKeyRef"]
         assert ref["optional"] is True and ref["key"] == "api-key", key
     assert kagenti.required_secrets() == []
@@ -1003,6 +1334,22 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
             'kagenti_agents_mcp_url must be empty or an http(s) URL, got "mcp-gateway:8080/mcp"',
         ],
     ),
+    "agentic_benchmark": (
+        "apps",
+        "agentic_benchmark",
+        {
+            "agentic_benchmark_travelplanner_mode": "two-stage",
+            "agentic_benchmark_travelplanner_queries_path": "../etc/passwd",
+            "agentic_benchmark_vendingbench_days": 0,
+            "agentic_benchmark_pushgateway_url": "pushgateway:9091",
+        },
+        [
+            "an A2A agent plans in sole-planning mode (it brings its own tools)",
+            "agentic_benchmark_travelplanner_queries_path must be a path inside the data PVC",
+            "agentic_benchmark_vendingbench_days must be >= 1",
+            "agentic_benchmark_pushgateway_url must be an http(s) URL or empty",
+        ],
+    ),
 }
 
 
@@ -1024,3 +1371,75 @@ def test_llm_benchmark_job_sends_no_localai_key_to_the_gateway(lab: Path) -> Non
     job = bundle(lab, "llm_benchmark").get("Job")
     (bench,) = job["spec"]["template"]["spec"]["containers"]
     assert "LLM_API_KEY" not in {e["name"] for e in bench.get("env", [])}
+
+
+# -- agentic_benchmark -------------------------------------------------------------------
+
+
+def test_agentic_benchmark_jobs_test_the_beeai_agent_and_llama_stack(lab: Path) -> None:
+    """TravelPlanner asks the lab's BeeAI agent (Kagenti's Service, A2A 9999) and Vending-Bench
+    the model behind Llama Stack, both in the agents image (roles/agents' variables), results
+    on their PVC and in the lab's MLflow, hardened, no key in the manifests."""
+    bench = bundle(lab, "agentic_benchmark")
+    assert bench.kinds() == ["ServiceAccount", "PersistentVolumeClaim", "Job", "Job"]
+    assert bench.get("ServiceAccount")["automountServiceAccountToken"] is False
+    pvc = bench.get("PersistentVolumeClaim", "agentic-benchmark-results")
+    jobs = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+        for o in bench.objects()
+        if o["kind"] == "Job"
+    }
+    assert set(jobs) == {"travelplanner", "vendingbench"}
+    router = bundle(lab, "agents")
+    router_pod = router.get("Deployment", "agents-router")["spec"]["template"]["spec"]
+    router_env = router.get("ConfigMap", "agents-router-config")["data"]
+    beeai = bundle(lab, "kagenti").get("Service", "agents-beeai")
+    beeai_url = (
+        f"http://{beeai['metadata']['name']}.{beeai['metadata']['namespace']}.svc.cluster.local"
+        f":{beeai['spec']['ports'][0]['port']}"
+    )
+    for name, job in jobs.items():
+        assert job["metadata"]["name"].startswith(f"agentic-benchmark-{name}-")
+        spec = job["spec"]["template"]["spec"]
+        assert spec["serviceAccountName"] == "agentic-benchmark"
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
+        [container] = spec["containers"]
+        assert container["image"] == router_pod["containers"][0]["image"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert {"requests", "limits"} <= set(container["resources"])
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (
+            env["LLM_URL"] == router_env["LLM_URL"] and env["LLM_MODEL"] == router_env["LLM_MODEL"]
+        )
+        # The MLflow URL the lab's server admits (the agents' one, see the mlflow test above).
+        assert env["MLFLOW_TRACKING_URI"] == router_env["MLFLOW_TRACKING_URI"]
+        assert env["BENCH_RESULTS_DIR"] == "/results"
+        assert "LLM_API_KEY" not in env and "PUSHGATEWAY_URL" not in env
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        claim = pvc["metadata"]["name"]
+        assert volumes["results"]["persistentVolumeClaim"]["claimName"] == claim
+        assert mounts["results"]["mountPath"] == "/results" and "tmp" in volumes
+        args = container["args"]
+        assert args[:2] == ["bench", name]
+        assert args[args.index("--run-name") + 1] == job["metadata"]["name"].removeprefix(
+            "agentic-benchmark-"
+        )
+    tp = jobs["travelplanner"]["spec"]["template"]["spec"]
+    args = tp["containers"][0]["args"]
+    assert (
+        args[args.index("--agent") + 1] == "a2a" and args[args.index("--a2a-url") + 1] == beeai_url
+    )
+    assert args[args.index("--mode") + 1] == "sole-planning"
+    assert args[args.index("--database") + 1] == "/data/database"
+    assert args[args.index("--queries") + 1] == "/data/validation.csv"
+    data = {v["name"]: v for v in tp["volumes"]}["data"]["persistentVolumeClaim"]
+    assert data == {"claimName": "travelplanner-data", "readOnly": True}
+    vb = jobs["vendingbench"]["spec"]["template"]["spec"]
+    vb_args = vb["containers"][0]["args"]
+    assert vb_args[vb_args.index("--policy") + 1] == "llm"
+    assert "data" not in {v["name"] for v in vb["volumes"]}
+    assert bench.required_secrets() == []

@@ -92,6 +92,23 @@ CASES = {
             "kserve_mig_profile 3g.40gb: no node group is partitioned into it",
         ],
     ),
+    "finetune: priority not below inference, run name, unknown option, untagged model image": (
+        {
+            "finetune_priority": 0,
+            "finetune_run_name": "My Run",
+            "finetune_args": {"lora_r": 8, "learning_rate": 1},
+            "finetune_base_model": "oci://registry.example/models/qwen",
+        },
+        [
+            "finetune_priority 0 must be below the priority of the model servers (0): the Job "
+            "must yield the shared GPU to inference",
+            "finetune_run_name must be a DNS label (it names the output directory and the Job), "
+            'got "My Run"',
+            "finetune_args has unknown options: learning_rate",
+            "finetune_base_model: an oci:// model image needs a registry, a repository and a "
+            "pinned tag",
+        ],
+    ),
     "vault secret without value": (
         {"qdrant_secrets_source": "vault"},
         ["qdrant_api_key is required when qdrant_secrets_source is vault"],

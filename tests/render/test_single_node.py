@@ -526,10 +526,10 @@ def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
     assert crew_config["MCP_URL"] == "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp"
     assert crew_config["LLM_URL"] == f"http://ollama.{NAMESPACE}.{SVC}:11434/v1"
     assert env_map(crew_run)["MCP_API_KEY"] == {
-        "secretKeyRef": {"name": "mcp-token", "key": "api-key"}
+        "secretKeyRef": {"name": "mcp-token", "key": "api_key"}  # the gateway Secret's key
     }
     assert "MCP_API_KEY" not in env_map(run)  # the router has no MCP server
-    mcp_secret = {"name": "mcp-token", "namespace": NAMESPACE, "keys": ["api-key"]}
+    mcp_secret = {"name": "mcp-token", "namespace": NAMESPACE, "keys": ["api_key"]}
     assert mcp_secret | {"source": "existing"} in agents.secrets["agents"]
     ingress = agents.get("Ingress", "agents-router")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
@@ -646,6 +646,9 @@ def test_every_pvc_uses_longhorn_read_write_once(bundle: Bundle) -> None:
     pvcs = bundle.of_kind("PersistentVolumeClaim")
     assert sorted(p["metadata"]["name"] for p in pvcs) == [
         "anythingllm-data",
+        "finetune-datasets",
+        "finetune-models",
+        "finetune-output",
         "guidellm-results",
         "ollama-data",
         "rag-pipeline-documents",
@@ -739,6 +742,127 @@ def test_llm_benchmark_job_sends_localai_api_key(bundle: Bundle) -> None:
     assert (ref["name"], ref["key"]) == (localai_ref["name"], localai_ref["key"])
     assert ref["optional"] is True  # LocalAI may run without a key
     assert "--set api_key=$LLM_API_KEY" in bench["args"][0]
+
+
+# --- the fine-tuning Job -------------------------------------------------------------------
+
+
+def cli_options(args: list[str]) -> dict[str, str]:
+    """--name value pairs of a command line (flags without a value left out)."""
+    return {
+        arg: args[i + 1]
+        for i, arg in enumerate(args[:-1])
+        if arg.startswith("--") and not args[i + 1].startswith("--")
+    }
+
+
+def finetune_job(bundle: Bundle) -> dict[str, Any]:
+    (job,) = [o for o in bundle.objects["finetune"] if o["kind"] == "Job"]
+    return job
+
+
+def test_finetune_job_trains_on_the_gpu_below_inference(bundle: Bundle) -> None:
+    job = finetune_job(bundle)
+    pod = job["spec"]["template"]["spec"]
+    (train,) = pod["containers"]
+    assert train["name"] == "train" and "initContainers" not in pod
+    assert train["image"] == "ghcr.io/aistack/finetune:" + finetune_version()
+    res = train["resources"]
+    assert res["requests"]["nvidia.com/gpu"] == res["limits"]["nvidia.com/gpu"] == 1
+    assert GPU_TOLERATION in pod["tolerations"]
+    # A PriorityClass of its own below the model servers (no class: priority 0), which waits
+    # instead of preempting: inference evicts the Job from the shared GPU, never the reverse.
+    priority = bundle.get("PriorityClass", pod["priorityClassName"], "finetune")
+    assert priority["value"] < 0 and priority["globalDefault"] is False
+    assert priority["preemptionPolicy"] == "Never"
+    for server in (bundle.get("Deployment", "ollama", "ollama"),):
+        assert "priorityClassName" not in server["spec"]["template"]["spec"]
+    # Resumable: always --resume into the same output directory; an eviction is not a failure.
+    args = train["args"]
+    assert args[0] == "train" and "--resume" in args
+    option = cli_options(args)
+    assert option["--output"] == "/output/default"
+    assert option["--base-model"] == "/models/Qwen2.5-0.5B-Instruct"
+    assert option["--dataset"] == "/datasets/train.jsonl"
+    assert int(option["--save-steps"]) >= 1
+    assert job["spec"]["podFailurePolicy"]["rules"] == [
+        {
+            "action": "Ignore",
+            "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+        }
+    ]
+    assert pod["restartPolicy"] == "Never"
+    env = env_map(train)
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert "MLFLOW_TRACKING_URI" not in env  # no MLflow in single-node
+
+
+def test_finetune_job_is_hardened_with_its_volumes(bundle: Bundle) -> None:
+    job = finetune_job(bundle)
+    pod = job["spec"]["template"]["spec"]
+    (train,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert train["securityContext"]["readOnlyRootFilesystem"] is True
+    assert train["securityContext"]["allowPrivilegeEscalation"] is False
+    assert train["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    account = bundle.get("ServiceAccount", pod["serviceAccountName"], "finetune")
+    assert account["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is False
+    mounts = {m["mountPath"]: m for m in train["volumeMounts"]}
+    assert mounts["/models"]["readOnly"] and mounts["/datasets"]["readOnly"]
+    assert not mounts["/output"].get("readOnly") and "/tmp" in mounts
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {
+        "models": "finetune-models",
+        "datasets": "finetune-datasets",
+        "output": "finetune-output",
+    }
+
+
+def finetune_version() -> str:
+    from tests.conftest import REPO
+
+    init = (REPO / "services/finetune/aistack_finetune/__init__.py").read_text()
+    match = re.search(r'__version__ = "([^"]+)"', init)
+    assert match
+    return match.group(1)
+
+
+def test_finetune_variant_model_image_mlflow_and_vllm_registration(variant: Bundle) -> None:
+    job = finetune_job(variant)
+    pod = job["spec"]["template"]["spec"]
+    fetch, train = pod["initContainers"]
+    (register,) = pod["containers"]
+    # The base model from an OCI model image, copied to an emptyDir; no models PVC then.
+    assert fetch["image"] == "mirror.example:5000/models/qwen2.5-0.5b-instruct:1.0"
+    assert {"name": "base-model", "mountPath": "/base-model"} in fetch["volumeMounts"]
+    assert "finetune-models" not in {
+        p["metadata"]["name"] for p in variant.of_kind("PersistentVolumeClaim")
+    }
+    args = train["args"]
+    assert args[args.index("--base-model") + 1] == "/base-model"
+    env = env_map(train)
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.ai-stack.svc.cluster.local:5000"
+    assert env["MLFLOW_TRACKING_TOKEN"]["secretKeyRef"]["name"] == "mlflow-token"
+    # After training, the adapter is loaded into vLLM as a LoRA adapter.
+    assert register["args"][:3] == [
+        "register",
+        "--vllm-url",
+        "http://qwen-predictor.ai-stack.svc.cluster.local/v1",
+    ]
+    option = cli_options(register["args"])
+    assert option["--path"] == "/adapters/default/adapter"
+    assert option["--adapter-dir"] == args[args.index("--output") + 1] + "/adapter"
+    assert env_map(register)["VLLM_API_KEY"]["secretKeyRef"]["name"] == "vllm-api-key"
+    for container in (fetch, train, register):
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {s["name"] for s in variant.secrets["finetune"]} == {"mlflow-token", "vllm-api-key"}
 
 
 def test_no_secret_values_are_rendered(bundle: Bundle) -> None:

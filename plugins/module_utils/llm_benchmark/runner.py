@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +20,26 @@ from .metrics import STATS, Records, phase_metrics
 from .profiles import Phase, run_phase, sweep_rates
 from .prompts import PromptSource, load_prompt_file
 
-__all__ = ["BenchmarkError", "flat_stats", "plan_phases", "resolve_model", "run_benchmark"]
+__all__ = [
+    "BenchmarkCancelled",
+    "BenchmarkError",
+    "flat_stats",
+    "plan_phases",
+    "resolve_model",
+    "run_benchmark",
+]
 
 LogFn = Callable[[str], None]
+EventFn = Callable[[dict[str, Any]], None]
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
 
 class BenchmarkError(Exception):
     """The benchmark could not run (endpoint unreachable, no model, bad dataset...)."""
+
+
+class BenchmarkCancelled(BenchmarkError):
+    """The caller's ``cancel`` event was set: the load stopped and no report was written."""
 
 
 def _api_path(target: HttpTarget, path: str) -> str:
@@ -95,10 +108,14 @@ def _warmup_phase(cfg: BenchmarkConfig, phase: Phase) -> Phase | None:
 
 
 class _Progress:
-    """Module log lines + ``progress.jsonl`` (one JSON object per line, ~1/s)."""
+    """Module log lines + ``progress.jsonl`` (one JSON object per line, ~1/s) + the caller's
+    ``on_progress`` callback (the same events, as dicts)."""
 
-    def __init__(self, report_dir: str | None, log: LogFn | None) -> None:
+    def __init__(
+        self, report_dir: str | None, log: LogFn | None, on_progress: EventFn | None = None
+    ) -> None:
         self.log = log
+        self.on_progress = on_progress
         self.fh = None
         self.path: str | None = None
         if report_dir:
@@ -111,6 +128,8 @@ class _Progress:
         if self.fh is not None:
             self.fh.write(json.dumps(event) + "\n")
             self.fh.flush()
+        if self.on_progress is not None:
+            self.on_progress(event)
         if self.log is not None:
             self.log(
                 "llm_benchmark {phase}: {elapsed_s}s, {completed} done, {errored} errors, "
@@ -143,6 +162,14 @@ def flat_stats(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+async def _watch_cancel(cancel: threading.Event, task: asyncio.Task[Any]) -> None:
+    """Cancel the benchmark's main task once another thread sets ``cancel`` (polled: the event
+    is a thread primitive; 50 ms is prompt enough and costs the load nothing measurable)."""
+    while not cancel.is_set():
+        await asyncio.sleep(0.05)
+    task.cancel()
+
+
 async def _run_all(
     cfg: BenchmarkConfig,
     target: HttpTarget,
@@ -150,11 +177,18 @@ async def _run_all(
     phases: list[Phase],
     progress: _Progress,
     log: LogFn | None,
+    cancel: threading.Event | None = None,
 ) -> list[dict[str, Any]]:
     ctx = make_ssl_context(cfg.validate_certs, cfg.ca_path) if target.scheme == "https" else None
     pool = Pool(target, cfg.timeout, ctx)
     results: list[dict[str, Any]] = []
     index = 0
+    main = asyncio.current_task()
+    watcher = (
+        asyncio.ensure_future(_watch_cancel(cancel, main))
+        if cancel is not None and main is not None
+        else None
+    )
     try:
         queue = list(phases)
         sweep_auto = cfg.profile == "sweep" and not cfg.rate
@@ -200,14 +234,27 @@ async def _run_all(
                 elif log:
                     log("llm_benchmark: sweep stops: a reference phase had no successful request")
     finally:
+        if watcher is not None:
+            watcher.cancel()
+        # Aborts every connection: cancelled requests stop at once, not when the server answers.
         pool.close()
     return results
 
 
 def run_benchmark(
-    cfg: BenchmarkConfig, log: LogFn | None = None, check_mode: bool = False
+    cfg: BenchmarkConfig,
+    log: LogFn | None = None,
+    check_mode: bool = False,
+    *,
+    on_progress: EventFn | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Run the configured benchmark; returns the result dict (see the module's RETURN)."""
+    """Run the configured benchmark; returns the result dict (see the module's RETURN).
+
+    ``on_progress`` gets each progress event (a dict, ~1/s per phase and at each phase's end).
+    Setting ``cancel`` (from another thread) stops the load within ~50 ms, aborting in-flight
+    requests, and raises :class:`BenchmarkCancelled` instead of writing reports.
+    """
     started = time.time()
     target = HttpTarget(cfg.base_url, cfg.api_key)
     rows = load_prompt_file(cfg.prompt_file) if cfg.prompt_file else None
@@ -238,6 +285,8 @@ def run_benchmark(
     }
     if check_mode:
         return result
+    if cancel is not None and cancel.is_set():
+        raise BenchmarkCancelled("benchmark cancelled before it sent any request")
     source = PromptSource(
         target.post_head(path),
         model,
@@ -249,10 +298,16 @@ def run_benchmark(
         rows,
         cfg.extra_body,
     )
-    progress = _Progress(cfg.report_dir, log)
+    progress = _Progress(cfg.report_dir, log, on_progress)
     t_start = perf_counter()
     try:
-        phases_out = asyncio.run(_run_all(cfg, target, source, phases, progress, log))
+        phases_out = asyncio.run(_run_all(cfg, target, source, phases, progress, log, cancel))
+    except asyncio.CancelledError:
+        if cancel is not None and cancel.is_set():
+            raise BenchmarkCancelled(
+                f"benchmark cancelled after {perf_counter() - t_start:.1f}s; no report written"
+            ) from None
+        raise
     finally:
         progress.close()
     primary = _primary(cfg, phases_out)

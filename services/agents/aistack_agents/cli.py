@@ -10,6 +10,8 @@ LLM failed.
 ``ask`` prints {"url", "query", "state", "answer", "message", "result"}: exit status 0 when
 the agent completed the task, 2 when it did not (failed or rejected; "message" says why, e.g.
 no LLM configured), 1 when the server could not be reached or spoke no A2A.
+``bench travelplanner ...`` and ``bench vendingbench ...``: the agentic benchmarks
+(aistack_agents.bench.cli).
 """
 
 from __future__ import annotations
@@ -237,7 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     ask_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds per HTTP call")
     ask_cmd.add_argument("--indent", type=int, default=None, help="pretty-print with this indent")
     _add_beeai_parsers(sub)
+    from aistack_agents.bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     args = parser.parse_args(argv)
+
+    if args.command == "bench":
+        from aistack_agents.bench.cli import main as bench_main
+
+        return bench_main(args)
 
     if args.command == "ask":
         # A client only: the server's settings (LLM_URL, ...) do not apply here.

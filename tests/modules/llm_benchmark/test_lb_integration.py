@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from ansible_collections.aistack.platform.plugins.module_utils.llm_benchmark.con
     BenchmarkConfig,
 )
 from ansible_collections.aistack.platform.plugins.module_utils.llm_benchmark.runner import (
+    BenchmarkCancelled,
     BenchmarkError,
     run_benchmark,
 )
@@ -122,6 +125,36 @@ def test_poisson_with_prompt_file(mocks, tmp_path):
 def test_unreachable_endpoint():
     with pytest.raises(BenchmarkError, match=r"cannot reach http://127\.0\.0\.1:"):
         bench(base_url=f"http://127.0.0.1:{free_port()}", concurrency=1, max_requests=1)
+
+
+def test_cancel_stops_the_load_and_writes_no_report(mocks, tmp_path):
+    # a 60 s run, cancelled from another thread once progress shows requests completing
+    cancel = threading.Event()
+    events: list[dict] = []
+
+    def on_progress(event: dict) -> None:
+        events.append(event)
+        if event["completed"] > 0:
+            cancel.set()
+
+    cfg = BenchmarkConfig.from_dict(
+        {
+            "base_url": mocks["timed"].url,
+            "concurrency": 2,
+            "max_seconds": 60,
+            "report_dir": str(tmp_path / "out"),
+        }
+    )
+    t0 = time.monotonic()
+    with pytest.raises(BenchmarkCancelled, match="no report written"):
+        run_benchmark(cfg, on_progress=on_progress, cancel=cancel)
+    assert time.monotonic() - t0 < 10  # the first progress event comes after ~1 s
+    assert events and events[0]["phase"] == "concurrent@2" and events[0]["completed"] > 0
+    assert not (tmp_path / "out" / "llm_benchmark.json").exists()
+    assert not (tmp_path / "out" / "llm_benchmark.html").exists()
+    # a set event stops a run before its first request
+    with pytest.raises(BenchmarkCancelled, match="before it sent any request"):
+        run_benchmark(cfg, cancel=cancel)
 
 
 def test_check_mode_sends_no_load(fresh_mock, tmp_path):
