@@ -32,7 +32,7 @@ $(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml services/ra
 # Side virtualenvs: stacks whose pins conflict with requirements/lock.txt (and with each other),
 # each .venv-NAME built from requirements/NAME.txt by scripts/make-side-venv.sh. Adding one =
 # its name in SIDE_VENVS, its check executable, its editable packages (if any) and a help line.
-SIDE_VENVS := infinity agents crew beeai mlflow mcp finetune
+SIDE_VENVS := infinity agents crew beeai mlflow mcp finetune llamastack
 SIDE_CHECK_infinity := infinity_emb
 SIDE_CHECK_agents := aistack-agents
 SIDE_EDIT_agents := services/agents
@@ -45,6 +45,11 @@ SIDE_CHECK_mcp := aistack-mcp-benchmark
 SIDE_EDIT_mcp := services/mcp_benchmark
 SIDE_CHECK_finetune := aistack-finetune
 SIDE_EDIT_finetune := services/finetune
+SIDE_CHECK_llamastack := llama
+# llama-stack 0.2.13 and later need Python 3.12: pyenv's 3.12 where there is one (its PATH shim
+# fails while another version is selected), else python3.12 on PATH.
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+SIDE_PYTHON_llamastack := $(PYTHON312)
 
 side_stamp = .venv-$(1)/.requirements.sha256
 # The editable packages' versions live in their __init__.py (hatch dynamic version).
@@ -53,7 +58,7 @@ side_inputs = requirements/$(1).txt scripts/make-side-venv.sh \
 
 define side_venv_rule
 $(call side_stamp,$(1)): $(call side_inputs,$(1))
-	PYTHON=$(PYTHON) scripts/make-side-venv.sh $(1) $(SIDE_CHECK_$(1)) $(SIDE_EDIT_$(1))
+	PYTHON=$(or $(SIDE_PYTHON_$(1)),$(PYTHON)) scripts/make-side-venv.sh $(1) $(SIDE_CHECK_$(1)) $(SIDE_EDIT_$(1))
 $(1): $(call side_stamp,$(1))
 endef
 $(foreach name,$(SIDE_VENVS),$(eval $(call side_venv_rule,$(name))))
@@ -65,6 +70,7 @@ beeai: ## Separate venv for the lab's BeeAI agent (beeai-framework, a2a-sdk 0.3)
 mlflow: ## Separate venv for a local MLflow tracking server (tests: traces over OTLP)
 mcp: ## Separate venv for services/mcp_benchmark (the benchmark MCP server, MCP SDK) + its tests
 finetune: ## Separate venv for services/finetune (LoRA fine-tuning: torch CPU, transformers, peft) + its tests
+llamastack: ## Separate venv (Python 3.12) for a real Llama Stack server + client (tests/llama_stack)
 
 # They are independent and partly wait on downloads: build them side by side (2 cores: -j3).
 side-venvs: ## Every side venv, built in parallel

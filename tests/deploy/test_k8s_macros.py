@@ -1,6 +1,7 @@
-"""The scaling and placement macros of roles/deploy/templates/aistack_k8s.j2 (hpa, pdb, spread,
+"""The macros of roles/deploy/templates/aistack_k8s.j2 for scaling and placement (hpa, pdb, spread,
 anti_affinity), rendered by Jinja as the deploy role renders them, and validated strictly
-against Kubernetes 1.31 like every rendered manifest.
+against Kubernetes 1.31 like every rendered manifest; and the Ingress authentication
+annotations (ingress_auth).
 
 The kserve and qdrant roles use pdb, spread and anti_affinity (asserted in
 tests/render/test_multi_node.py); hpa is for the Deployments of the stateless services.
@@ -105,3 +106,29 @@ def test_spread_and_anti_affinity_fit_a_pod_spec() -> None:
         },
     }
     assert validate_manifest(deployment, "1.31", strict=True) == []
+
+
+def test_ingress_auth_basic_reads_an_htpasswd_secret() -> None:
+    annotations = render("{{ k8s.ingress_auth('basic', secret='ui-auth', realm='UI') }}")
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert annotations == {
+        prefix + "auth-type": "basic",
+        prefix + "auth-secret": "ui-auth",
+        prefix + "auth-secret-type": "auth-file",
+        prefix + "auth-realm": "UI",
+    }
+
+
+def test_ingress_auth_oauth2_proxy_checks_and_signs_in_through_the_proxy() -> None:
+    call = "{{ k8s.ingress_auth('oauth2-proxy', proxy_url='https://sso.lab.local') }}"
+    annotations = render(call)
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert annotations[prefix + "auth-url"] == "https://sso.lab.local/oauth2/auth"
+    assert annotations[prefix + "auth-signin"] == (
+        "https://sso.lab.local/oauth2/start?rd=$scheme://$host$escaped_request_uri"
+    )
+    assert "auth-type" not in " ".join(annotations)
+
+
+def test_ingress_auth_none_adds_nothing() -> None:
+    assert render("{{ k8s.ingress_auth('none') }}") == {}

@@ -420,6 +420,121 @@ def test_llama_stack_operator_from_its_pinned_release_manifest(lab: Path) -> Non
     assert stack.kustomization()["resources"][0] == url
 
 
+def test_llama_stack_telemetry_exports_to_the_collector(lab: Path) -> None:
+    # The collector's Service (its chart's fullnameOverride, in its release's namespace) on its
+    # OTLP/HTTP port: what the llama_stack role reads from the collector role's settings.
+    collector = bundle(lab, "opentelemetry_collector")
+    values = collector.values("otel-collector")
+    namespace = collector.release("otel-collector")["namespace"]
+    port = values["ports"]["otlp-http"]["servicePort"]
+    expected = f"http://{values['fullnameOverride']}.{namespace}.svc.cluster.local:{port}"
+    stack = bundle(lab, "llama_stack")
+    lsd = stack.get("LlamaStackDistribution", "llama-stack")["spec"]["server"]
+    env = env_by_name(lsd["containerSpec"])
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == expected
+    assert env["OTEL_SERVICE_NAME"]["value"] == "llama-stack"
+    run = yaml.safe_load(stack.get("ConfigMap", "llama-stack-run-config")["data"]["run.yaml"])
+    assert "telemetry" in run["apis"]
+    (telemetry,) = run["providers"]["telemetry"]
+    assert telemetry["provider_type"] == "inline::meta-reference"
+    config = telemetry["config"]
+    assert config["sinks"].split(",") == ["otel_trace", "otel_metric", "sqlite"]
+    assert config["otel_exporter_otlp_endpoint"] == expected
+    assert config["sqlite_db_path"].startswith(lsd["storage"]["mountPath"] + "/")
+
+
+def _auth_and_tls(ingress: dict[str, Any], secret: str) -> None:
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == secret
+    assert annotations["cert-manager.io/cluster-issuer"] == "aistack-ca"
+    (rule,) = ingress["spec"]["rules"]
+    assert ingress["spec"]["tls"] == [
+        {"hosts": [rule["host"]], "secretName": f"{rule['host']}-tls"}
+    ]
+
+
+def test_llama_stack_ingress_behind_tls_and_basic_auth(lab: Path) -> None:
+    stack = bundle(lab, "llama_stack")
+    ingress = stack.get("Ingress", "llama-stack")
+    _auth_and_tls(ingress, "llama-stack-basic-auth")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    port = stack.get("LlamaStackDistribution")["spec"]["server"]["containerSpec"]["port"]
+    # The operator's Service for the distribution.
+    assert backend == {"name": "llama-stack-service", "port": {"number": port}}
+    required = {s["name"]: s["keys"] for s in stack.required_secrets()}
+    assert required["llama-stack-basic-auth"] == ["auth"]
+
+
+# -- llama_stack_ui ----------------------------------------------------------------------
+
+
+def test_llama_stack_ui_calls_the_llama_stack_service(lab: Path) -> None:
+    ui = bundle(lab, "llama_stack_ui")
+    (container,) = ui.get("Deployment", "llama-stack-ui")["spec"]["template"]["spec"]["containers"]
+    env = env_by_name(container)
+    server = bundle(lab, "llama_stack").get("LlamaStackDistribution")
+    port = server["spec"]["server"]["containerSpec"]["port"]
+    namespace = server["metadata"]["namespace"]
+    assert env["LLAMA_STACK_BACKEND_URL"]["value"] == (
+        f"http://{server['metadata']['name']}-service.{namespace}.svc.cluster.local:{port}"
+    )
+    assert env["NEXTAUTH_URL"]["value"] == "https://llama-stack-ui.local"
+    assert env["NEXTAUTH_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "llama-stack-ui",
+        "key": "nextauth-secret",
+    }
+    service = ui.get("Service", "llama-stack-ui")
+    assert service["spec"]["selector"].items() <= (
+        ui.get("Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_llama_stack_ui_image_is_the_llama_stack_release(lab: Path, repo: Path) -> None:
+    # One fact: the UI is built from the release the server runs (Containerfile ARG, image tag).
+    ui = bundle(lab, "llama_stack_ui").get("Deployment")["spec"]["template"]["spec"]
+    server = bundle(lab, "llama_stack").get("LlamaStackDistribution")["spec"]["server"]
+    release = server["distribution"]["image"].rsplit(":", 1)[1]
+    assert ui["containers"][0]["image"].endswith(f"/aistack/llama-stack-ui:{release}")
+    containerfile = (repo / "images/llama-stack-ui/Containerfile").read_text()
+    assert f"ARG LLAMA_STACK_VERSION={release}\n" in containerfile
+
+
+def test_llama_stack_ui_workload_is_hardened(lab: Path) -> None:
+    ui = bundle(lab, "llama_stack_ui")
+    pod = ui.get("Deployment", "llama-stack-ui")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "llama-stack-ui"
+    assert pod["automountServiceAccountToken"] is False
+    assert ui.get("ServiceAccount", "llama-stack-ui")["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert {"requests", "limits"} <= set(container["resources"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "http"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"/app/.next/cache", "/tmp"}
+
+
+def test_llama_stack_ui_ingress_behind_tls_and_basic_auth(lab: Path) -> None:
+    ui = bundle(lab, "llama_stack_ui")
+    ingress = ui.get("Ingress", "llama-stack-ui")
+    _auth_and_tls(ingress, "llama-stack-ui-basic-auth")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "llama-stack-ui", "port": {"number": 8322}}
+    required = {s["name"]: s["keys"] for s in ui.required_secrets()}
+    assert required == {
+        "llama-stack-ui": ["nextauth-secret"],
+        "llama-stack-ui-basic-auth": ["auth"],
+    }
+    # Credentials only by reference: no Secret object is rendered.
+    assert "Secret" not in ui.kinds()
+
+
 # -- agents ------------------------------------------------------------------------------
 
 
@@ -1152,8 +1267,29 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
     "llama_stack": (
         "inference",
         "llama_stack",
-        {"llama_stack_inference_url": "llm-d-gateway:80"},
-        ["llama_stack_inference_url must be an http(s) OpenAI base URL"],
+        {
+            "llama_stack_inference_url": "llm-d-gateway:80",
+            "llama_stack_otlp_endpoint": "otel-collector:4318",
+        },
+        [
+            "llama_stack_inference_url must be an http(s) OpenAI base URL",
+            "llama_stack_otlp_endpoint must be empty, none or an http(s) URL, got"
+            ' "otel-collector:4318"',
+        ],
+    ),
+    "llama_stack_ui": (
+        "apps",
+        "llama_stack_ui",
+        {
+            "llama_stack_ui_image_tag": "latest",
+            "llama_stack_ui_ingress_auth": "oauth2-proxy",
+            "llama_stack_ui_ingress_cluster_issuer": "",
+        },
+        [
+            'llama_stack_ui_image_tag must be pinned, not "latest"',
+            "llama_stack_ui_ingress_oauth2_proxy_url must be the oauth2-proxy http(s) URL",
+            "the UI Ingress needs TLS",
+        ],
     ),
     "kagenti": (
         "apps",
