@@ -24,9 +24,21 @@ from tests.deploy.awx_model import load_model, render_injectors, survey_answers
 
 MODEL = load_model()
 TEMPLATES = {jt["name"]: jt for jt in MODEL["awx_job_templates"]}
-SPEC = yaml.safe_load((REPO / "roles/globals/meta/argument_specs.yml").read_text())[
-    "argument_specs"
-]["main"]["options"]
+# Every setting's argument spec: the global ones (roles/globals) and those of the component
+# roles (a survey may set a component's own setting, e.g. the agentic benchmarks').
+SPEC = {
+    name: option
+    for path in sorted((REPO / "roles").glob("*/meta/argument_specs.yml"))
+    for name, option in yaml.safe_load(path.read_text())["argument_specs"]["main"][
+        "options"
+    ].items()
+}
+ROLE_DEFAULTS = {
+    name: path
+    for path in sorted((REPO / "roles").glob("*/defaults/main.yml"))
+    if "roles/globals/" not in path.as_posix()
+    for name in yaml.safe_load(path.read_text()) or {}
+}
 CATALOGUE = yaml.safe_load((REPO / "playbooks/vars/architectures.yml").read_text())[
     "aistack_component_catalog"
 ]
@@ -182,8 +194,10 @@ def test_layer_choices_are_the_catalogue_layers() -> None:
 
 @pytest.fixture(scope="module")
 def resolved_globals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Each surveyed setting's default as Ansible resolves it (roles/globals, templates applied)."""
+    """Each surveyed setting's default as Ansible resolves it (roles/globals and the component
+    roles' defaults, templates applied)."""
     names = sorted({q["variable"] for _, q in all_questions()})
+    role_defaults = sorted({str(ROLE_DEFAULTS[n]) for n in names if n in ROLE_DEFAULTS})
     out = tmp_path_factory.mktemp("globals") / "values.json"
     play = out.parent / "resolve.yml"
     play.write_text(
@@ -194,6 +208,7 @@ def resolved_globals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
                     "connection": "local",
                     "gather_facts": False,
                     "roles": ["aistack.platform.globals"],
+                    "vars_files": role_defaults,
                     "tasks": [
                         {
                             "ansible.builtin.copy": {

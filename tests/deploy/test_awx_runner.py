@@ -7,7 +7,8 @@ hands a job, and the project checkout as the working directory.
 Render only runs with every survey default on single-node; Deploy stack (in render mode: the
 inventories say apply, and no cluster is here) renders the data layer of catalyst-lab; Teardown
 (render mode) removes the data layer of the bundle Render only wrote; Run benchmark runs with
-every default against guidellm mock-server, and again with an SLO it must miss. Not run here:
+every default against guidellm mock-server, and again with an SLO it must miss; Run agentic
+benchmark renders its Jobs alone (catalyst-lab, render mode) with survey answers. Not run here:
 Create collection and Ingest documents need a running RAG service (and Qdrant server), which
 tests/deploy/test_embedded_default.py covers through the same playbooks' modules.
 
@@ -178,6 +179,34 @@ def test_deploy_stack_in_render_mode_pushes_the_bundle_to_git(
         if on and catalogue["aistack_component_catalog"][name]["layer"] == "data"
     ]
     assert expected and sorted(p.name for p in (out / "inventory").iterdir()) == sorted(expected)
+
+
+def test_agentic_benchmark_renders_only_its_jobs_with_the_survey_answers(
+    awx_inventories: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    runner, stdout = launch(
+        "aistack - Run agentic benchmark",
+        tmp_path,
+        awx_inventories["aistack catalyst-lab"],
+        answers={
+            "agentic_benchmark_travelplanner_enabled": "false",
+            "agentic_benchmark_vendingbench_days": 30,
+            "agentic_benchmark_vendingbench_seed": 7,
+        },
+        extra={"aistack_deploy_mode": "render", "aistack_build_root": str(out)},
+    )
+    assert runner.status == "successful", stdout[-4000:]
+    assert sorted(p.name for p in (out / "inventory").iterdir()) == ["agentic_benchmark"]
+    docs = [
+        yaml.safe_load(path.read_text())
+        for path in sorted((out / "inventory" / "agentic_benchmark").glob("[0-9]*.yaml"))
+    ]
+    jobs = [d for d in docs if d["kind"] == "Job"]
+    # The survey's answers reach the Jobs: TravelPlanner off, Vending-Bench's horizon and seed.
+    assert [j["metadata"]["name"].split("-")[2] for j in jobs] == ["vendingbench"]
+    args = jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--days") + 1] == "30" and args[args.index("--seed") + 1] == "7"
 
 
 def test_teardown_needs_the_confirmation(
