@@ -19,6 +19,7 @@ import yaml
 
 from tests.conftest import run_playbook
 from tests.render.catalyst_helpers import Bundle, RenderError
+from tests.render.single_node_helpers import single_node
 
 INVENTORY = "inventories/multi-node"
 
@@ -167,6 +168,73 @@ def test_vllm_predictor_pdb_and_topology_spread_select_its_pods() -> None:
         "whenUnsatisfiable": "ScheduleAnyway",
         "labelSelector": {"matchLabels": selector},
     }
+
+
+# -- stateless services: HPA, PDB, topology spread ------------------------------------------
+
+# (component, Deployment, min, max) as the inventory's group_vars/k8s_cluster/stateless.yml sets.
+STATELESS = [
+    ("rag_pipeline", "rag-pipeline", 2, 6),
+    ("agents", "agents-router", 2, 4),
+    ("kagenti", "agents-beeai", 2, 3),
+]
+
+
+def test_stateless_services_are_autoscaled_budgeted_and_spread() -> None:
+    for component, name, low, high in STATELESS:
+        objects = bundle(component)
+        deployment = objects.get("Deployment", name)
+        # The autoscaler owns the count: an apply must not reset it.
+        assert "replicas" not in deployment["spec"], name
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items()
+
+        hpa = objects.get("HorizontalPodAutoscaler", name)
+        assert hpa["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+        }  # fmt: skip
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (low, high), name
+        cpu = {"type": "Utilization", "averageUtilization": 70}
+        assert hpa["spec"]["metrics"] == [
+            {"type": "Resource", "resource": {"name": "cpu", "target": cpu}}
+        ]
+        # Utilisation is a share of the request: every container must request CPU.
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["resources"]["requests"]["cpu"], name
+
+        pdb = objects.get("PodDisruptionBudget", name)
+        assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+        assert pdb["spec"]["minAvailable"] == 1 < low
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+        (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert spread["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    # Many RAG replicas share the documents volume.
+    pvc = bundle("rag_pipeline").get("PersistentVolumeClaim", "rag-pipeline-documents")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_benchmark_mcp_server_stays_one_replica() -> None:
+    objects = bundle("mcp_servers")
+    deployment = objects.get("Deployment", "mcp-benchmark")
+    assert deployment["spec"]["replicas"] == 1
+    assert "HorizontalPodAutoscaler" not in objects.kinds()
+
+
+def test_single_node_renders_no_autoscaler_budget_or_spread() -> None:
+    rendered = single_node()
+    for component in ("rag_pipeline", "agents"):
+        objects = rendered.objects[component]
+        kinds = [o["kind"] for o in objects]
+        assert "HorizontalPodAutoscaler" not in kinds and "PodDisruptionBudget" not in kinds
+        deployments = [o for o in objects if o["kind"] == "Deployment"]
+        assert deployments, component
+        for deployment in deployments:
+            assert deployment["spec"]["replicas"] == 1
+            assert "topologySpreadConstraints" not in deployment["spec"]["template"]["spec"]
 
 
 # -- Qdrant, PostgreSQL, Longhorn -----------------------------------------------------------

@@ -109,6 +109,24 @@ CASES = {
             "pinned tag",
         ],
     ),
+    "stateless scaling: min above max, a PDB that blocks drains, RWO with many replicas": (
+        {
+            "rag_pipeline_autoscaling": {
+                "enabled": True,
+                "min_replicas": 3,
+                "max_replicas": 2,
+                "cpu_target_percent": 0,
+            },
+            "rag_pipeline_pdb_min_available": 3,
+        },
+        [
+            "rag_pipeline_autoscaling.min_replicas must be >= 1 and <= max_replicas, got 3 and 2",
+            "rag_pipeline_autoscaling.cpu_target_percent must be between 1 and 100, got 0",
+            "more than one replica (2) needs rag_pipeline_storage_access_mode ReadWriteMany",
+            "rag_pipeline_pdb_min_available 3 must be below the fewest replicas (3), or no node "
+            "could ever be drained",
+        ],
+    ),
     "vault secret without value": (
         {"qdrant_secrets_source": "vault"},
         ["qdrant_api_key is required when qdrant_secrets_source is vault"],
