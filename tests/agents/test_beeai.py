@@ -10,22 +10,18 @@ import asyncio
 import json
 import os
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from a2a.types import AgentCard
 from starlette.types import ASGIApp
 
 from aistack_agents.beeai.agent import AgentFailedError, BeeAIRuntime, summary
 from aistack_agents.beeai.server import create_app
 from aistack_agents.beeai.settings import BeeAISettings
-from tests.agents.conftest import AGENTS_VENV, REPO, ScriptedLLM, ToolCall
+from tests.agents.conftest import AGENTS_VENV, REPO, ScriptedLLM, ToolCall, serve_in_thread
 from tests.conftest import free_port
 
 BEEAI_VENV = REPO / ".venv-beeai"
@@ -62,26 +58,6 @@ def tool_messages(llm: ScriptedLLM, index: int) -> list[str]:
     """The tool outputs the agent sent back to the LLM in its ``index``-th request."""
     body = llm.requests[index]["body"]
     return [str(m.get("content")) for m in body["messages"] if m.get("role") == "tool"]
-
-
-@contextmanager
-def serve_in_thread(make_app: Callable[[int], ASGIApp]) -> Iterator[str]:
-    """The app made for a free loopback port, under uvicorn in this process (beeai-framework's
-    import cost is paid once)."""
-    port = free_port()
-    config = uvicorn.Config(make_app(port), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 # -- the agent ------------------------------------------------------------------------------

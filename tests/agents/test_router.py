@@ -1,5 +1,6 @@
 """The LangGraph query router against a scripted OpenAI-compatible server over loopback and
-the real RAG service: every branch of the graph, the CLI, the Postgres checkpointer."""
+the real RAG service: every branch of the graph, MCP tools from a real MCP server (the mcp
+SDK's FastMCP over loopback, behind a bearer key), the CLI, the Postgres checkpointer."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -16,7 +19,14 @@ from aistack_agents.router import QueryRouter, RouterState, open_checkpointer
 from aistack_agents.router.prompts import CLASSIFY_STRICT, QUALITY_STRICT
 from aistack_agents.settings import Settings
 from aistack_agents.telemetry import setup_tracing
-from tests.agents.conftest import AGENTS_VENV, REPO, ScriptedLLM
+from tests.agents.conftest import (
+    AGENTS_VENV,
+    RAG_DOCS,
+    REPO,
+    ScriptedLLM,
+    ToolCall,
+    serve_in_thread,
+)
 from tests.conftest import free_port
 
 RAG = '{"classification": "factual", "route": "rag"}'
@@ -236,3 +246,120 @@ def test_cli_without_llm_says_how_to_configure() -> None:
     out = json.loads(proc.stdout)
     assert "could not answer" in out["error"] and "LLM_URL" in out["error"]
     assert "response" not in out
+
+
+# -- MCP tools ---------------------------------------------------------------------------------
+MCP_KEY = "router-test-key"
+GPU_FACT = "gpu-1 has one NVIDIA H200 shared by time-slicing (4 replicas)."
+
+
+@pytest.fixture(scope="module")
+def mcp_url() -> Iterator[str]:
+    """A real MCP server (FastMCP, streamable HTTP) that answers only with the bearer key."""
+    from mcp.server.fastmcp import FastMCP
+
+    server = FastMCP("cluster-facts")
+
+    @server.tool()
+    def node_fact(node: str) -> str:
+        """Hardware facts about a cluster node."""
+        if node != "gpu-1":
+            raise ValueError(f"unknown node {node}")
+        return GPU_FACT
+
+    app = server.streamable_http_app()
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        auth = dict(scope.get("headers") or []).get(b"authorization")
+        if scope["type"] == "http" and auth != f"Bearer {MCP_KEY}".encode():
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b"unauthorized"})
+            return
+        await app(scope, receive, send)
+
+    with serve_in_thread(lambda port: guarded) as url:
+        yield f"{url}/mcp"
+
+
+def test_mcp_tool_result_is_a_numbered_citable_source(
+    llm: ScriptedLLM, rag_url: str, mcp_url: str
+) -> None:
+    llm.expect(
+        ("classify", RAG),
+        ("generate", ToolCall("mcp_node_fact", {"node": "gpu-1"})),
+        ("generate", "Longhorn replicates volumes [1]; gpu-1 has one shared H200 [2]."),
+        ("quality", score(90)),
+    )
+    cfg = settings_for(llm, rag_url, rag_top_n=1, mcp_url=mcp_url, mcp_api_key=MCP_KEY)
+    state = run(cfg, "Which component replicates volumes, and what GPU has gpu-1?")
+    llm.done()
+    assert state["tool_errors"] == []
+    rag, tool = state["context"]
+    assert rag["metadata"].get("source") != "mcp" and rag["text"] in RAG_DOCS.values()
+    assert tool["document_id"] == "mcp:node_fact" and tool["text"] == GPU_FACT
+    assert tool["metadata"] == {
+        "source": "mcp",
+        "tool": "node_fact",
+        "arguments": {"node": "gpu-1"},
+    }
+    # The LLM was offered the server's tool, and read its result back numbered [2].
+    first, second = (r["body"] for r in llm.of_kind("generate"))
+    assert [t["function"]["name"] for t in first["tools"]] == ["mcp_node_fact"]
+    assert first["tools"][0]["function"]["parameters"]["required"] == ["node"]
+    tool_reply = second["messages"][-1]
+    assert tool_reply["role"] == "tool" and tool_reply["content"] == f"[2] {GPU_FACT}"
+    assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "mcp_node_fact"
+    assert state["response"].startswith("Longhorn replicates volumes [1]; gpu-1 has")
+    assert state["response"].endswith(
+        f'Sources:\n[1] {rag["document_id"]} (chunk 0)\n[2] MCP tool node_fact {{"node": "gpu-1"}}'
+    )
+    # messages[]: the call and its result, in order, then the answer.
+    gen = [m for m in state["messages"] if m["node"] == "generate_response"]
+    assert [m["role"] for m in gen] == ["system", "user", "assistant", "tool", "assistant"]
+    assert gen[2]["tool_calls"] == [
+        {"id": gen[3]["tool_call_id"], "name": "mcp_node_fact", "arguments": {"node": "gpu-1"}}
+    ]
+    # The judge sees the tool's entry as passage [2].
+    judge = llm.of_kind("quality")[0]["body"]["messages"][1]["content"]
+    assert f'[2] (MCP tool node_fact {{"node": "gpu-1"}}) {GPU_FACT}' in judge
+
+
+def test_failing_mcp_tool_recorded_and_rounds_capped(llm: ScriptedLLM, mcp_url: str) -> None:
+    llm.expect(
+        ("classify", DIRECT),
+        ("generate", ToolCall("mcp_node_fact", {"node": "cpu-9"})),
+        # One round allowed: the next request offers no tools, so an answer comes.
+        ("generate", "I could not look up cpu-9."),
+        ("quality", score(65)),
+    )
+    cfg = settings_for(llm, mcp_url=mcp_url, mcp_api_key=MCP_KEY, mcp_max_tool_rounds=1)
+    state = run(cfg, "What GPU has cpu-9?")
+    llm.done()
+    [error] = state["tool_errors"]
+    assert error.startswith("tool node_fact reported an error:") and "unknown node cpu-9" in error
+    assert state["context"] == []  # nothing invented
+    last = llm.of_kind("generate")[1]["body"]
+    assert "tools" not in last
+    assert last["messages"][-1]["content"].startswith("Tool node_fact reported an error:")
+    assert state["response"] == "I could not look up cpu-9."
+
+
+def test_unreachable_mcp_server_recorded_answer_still_comes(llm: ScriptedLLM) -> None:
+    llm.expect(("classify", DIRECT), ("generate", "Blue."), ("quality", score(80)))
+    url = f"http://127.0.0.1:{free_port()}/mcp"
+    state = run(settings_for(llm, mcp_url=url, mcp_api_key=MCP_KEY), "What colour is the sky?")
+    llm.done()
+    [error] = state["tool_errors"]
+    assert error.startswith(f"MCP server at {url}: ") and "ConnectError" in error
+    assert "tools" not in llm.of_kind("generate")[0]["body"]
+    assert state["response"] == "Blue." and state["quality_passed"]
+
+
+def test_mcp_bad_api_key_recorded_as_401(llm: ScriptedLLM, mcp_url: str) -> None:
+    llm.expect(("classify", DIRECT), ("generate", "Blue."), ("quality", score(80)))
+    state = run(settings_for(llm, mcp_url=mcp_url, mcp_api_key="wrong"), "Sky colour?")
+    llm.done()
+    [error] = state["tool_errors"]
+    assert error.startswith(f"MCP server at {mcp_url}: ") and "401" in error
+    assert "tools" not in llm.of_kind("generate")[0]["body"]
+    assert state["response"] == "Blue."

@@ -557,9 +557,21 @@ def test_agents_router_calls_llama_stack(lab: Path) -> None:
     assert "MLFLOW_TRACKING_URI" not in data
     deployment = agents.get("Deployment", "agents-router")
     [router] = deployment["spec"]["template"]["spec"]["containers"]
-    assert "env" not in router  # Llama Stack takes no key here; nothing in plain text either
+    # The lab's MCP gateway is the router's tool source (the same endpoint as Llama Stack's
+    # tool group); its API key is the only Secret (Llama Stack takes no key here).
+    assert data["MCP_URL"] == _tool_group_uri(lab) and data["MCP_MAX_TOOL_ROUNDS"] == "2"
+    gateway_key = {"name": "mcp-gateway-api-key", "key": "api_key"}
+    assert router["env"] == [{"name": "MCP_API_KEY", "valueFrom": {"secretKeyRef": gateway_key}}]
     assert router["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "a2a"}
-    assert agents.required_secrets() == []
+    namespace = deployment["metadata"]["namespace"]
+    assert agents.required_secrets() == [
+        {
+            "name": "mcp-gateway-api-key",
+            "namespace": namespace,
+            "keys": ["api_key"],
+            "source": "existing",
+        }
+    ]
     # Scraped by the lab's Prometheus operator through the Service's named port.
     monitor = agents.get("ServiceMonitor", "agents-router")["spec"]
     service = agents.get("Service", "agents-router")["spec"]

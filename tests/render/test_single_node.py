@@ -491,8 +491,9 @@ def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
         "agents_llm_model": "tinyllama:1.1b",
         "agents_job_enabled": True,
         "agents_crew_job_enabled": True,
-        "agents_crew_mcp_url": "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp",
-        "agents_crew_mcp_api_key_secret_name": "mcp-token",
+        # The gateway's globals: the router and the crew both get its URL and key.
+        "aistack_mcp_gateway_url": "http://mcp-gateway.ai-stack.svc.cluster.local:8080/mcp",
+        "aistack_mcp_gateway_api_key_secret_name": "mcp-token",
         "agents_ingress_enabled": True,
         "aistack_ingress_cluster_issuer": "lab-ca",
     }
@@ -533,7 +534,10 @@ def test_agents_job_ingress_and_another_model_server(tmp_path: Path) -> None:
     assert env_map(crew_run)["MCP_API_KEY"] == {
         "secretKeyRef": {"name": "mcp-token", "key": "api_key"}  # the gateway Secret's key
     }
-    assert "MCP_API_KEY" not in env_map(run)  # the router has no MCP server
+    # The router's MCP tools: the same gateway and key, its own round limit.
+    assert data["MCP_URL"] == crew_config["MCP_URL"] and data["MCP_MAX_TOOL_ROUNDS"] == "2"
+    assert env_map(run)["MCP_API_KEY"] == env_map(crew_run)["MCP_API_KEY"]
+    assert "MCP_MAX_TOOL_ROUNDS" not in crew_config
     mcp_secret = {"name": "mcp-token", "namespace": NAMESPACE, "keys": ["api_key"]}
     assert mcp_secret | {"source": "existing"} in agents.secrets["agents"]
     ingress = agents.get("Ingress", "agents-router")

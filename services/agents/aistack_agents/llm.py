@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 
@@ -22,10 +24,21 @@ class LLMError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class ToolCallRequest:
+    """A function the model asked to call (OpenAI tool_calls); arguments already parsed."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    raw_arguments: str
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
 
 
 class LLMClient:
@@ -43,25 +56,52 @@ class LLMClient:
         )
 
     async def chat(
-        self, node: str, messages: list[dict[str, str]], *, temperature: float | None = None
+        self,
+        node: str,
+        messages: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Reply:
+        """One completion. With ``tools`` (OpenAI function specs) the reply may be tool calls
+        instead of text; their arguments must be a JSON object, else LLMError."""
+        extra: dict[str, Any] = {"tools": tools} if tools else {}
         try:
             resp = await self._client.chat.completions.create(
                 model=self.settings.llm_model,
                 messages=messages,  # type: ignore[arg-type]
                 temperature=self.settings.temperature if temperature is None else temperature,
                 max_tokens=self.settings.max_tokens,
+                **extra,
             )
         except openai.OpenAIError as exc:
             raise LLMError(f"LLM at {self.settings.llm_url} failed: {exc}") from exc
-        if not resp.choices or resp.choices[0].message.content is None:
+        message = resp.choices[0].message if resp.choices else None
+        calls = [
+            self._tool_call(c.id, c.function.name, c.function.arguments)
+            for c in (message.tool_calls or [] if message else [])
+            if c.type == "function"
+        ]
+        if message is None or (message.content is None and not calls):
             raise LLMError(f"LLM at {self.settings.llm_url} returned no message content")
         usage = resp.usage
         prompt = usage.prompt_tokens if usage else 0
         completion = usage.completion_tokens if usage else 0
         LLM_TOKENS.labels(self.workflow, node, "prompt").inc(prompt)
         LLM_TOKENS.labels(self.workflow, node, "completion").inc(completion)
-        return Reply(resp.choices[0].message.content, prompt, completion)
+        return Reply(message.content or "", prompt, completion, calls)
+
+    def _tool_call(self, call_id: str, name: str, raw: str) -> ToolCallRequest:
+        try:
+            args = json.loads(raw or "{}")
+        except json.JSONDecodeError:
+            args = None
+        if not isinstance(args, dict):
+            raise LLMError(
+                f"LLM at {self.settings.llm_url} called {name} with arguments that are not "
+                f"a JSON object: {raw!r}"
+            )
+        return ToolCallRequest(call_id, name, args, raw)
 
     async def ready(self) -> str:
         """'ok' when the endpoint lists its models, else why not."""

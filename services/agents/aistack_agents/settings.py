@@ -41,10 +41,13 @@ class Settings(BaseSettings):
     # Postgres checkpointer (LangGraph); none: no persistence of the graph state.
     checkpoint_dsn: str | None = None
 
-    # MCP server whose tools the crew's researcher gets besides the RAG service (streamable
-    # HTTP, e.g. http://mcp-gateway:8080/mcp); none: the RAG tool only.
+    # MCP server whose tools the crew's researcher and the router's generate_response get
+    # besides the RAG service (streamable HTTP, e.g. http://mcp-gateway:8080/mcp, with
+    # ``Authorization: Bearer MCP_API_KEY``); none: the RAG service only.
     mcp_url: str | None = None
     mcp_api_key: str | None = None
+    # Router: at most this many rounds of tool calls before the answer is asked for.
+    mcp_max_tool_rounds: int = Field(2, ge=1, le=10)
 
     # A2A server: which workflow it serves (aistack_agents.workflow.WORKFLOWS).
     agent_workflow: str = "router"

@@ -234,11 +234,17 @@ class ResearchCrew:
         tools: list[BaseTool] = [tool]
         if self.settings.mcp_url:
             from aistack_agents.crew.mcp_tools import discover
+            from aistack_agents.mcp_client import MCPError
 
             try:
                 tools += await discover(self.settings.mcp_url, self.settings.mcp_api_key)
             except Exception as exc:  # the crew runs on with the RAG tool, and says why
-                run.tool_errors.append(f"MCP server at {self.settings.mcp_url}: {exc!r}")
+                # MCPError reads "MCP server at <url>: <cause>" already.
+                run.tool_errors.append(
+                    str(exc)
+                    if isinstance(exc, MCPError)
+                    else f"MCP server at {self.settings.mcp_url}: {exc!r}"
+                )
         researcher, writer, reviewer = self._agents(tools)
         agents |= {"research": researcher, "write": writer, "review": reviewer}
         texts = {

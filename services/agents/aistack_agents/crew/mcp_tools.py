@@ -1,4 +1,4 @@
-"""An MCP server's tools as CrewAI tools, on the ``mcp`` SDK directly (streamable HTTP).
+"""An MCP server's tools as CrewAI tools, on the shared MCP client (aistack_agents.mcp_client).
 
 Not CrewAI's own ``Agent(mcps=[...])``: with the pinned crewai 1.15.30 and mcp 1.30 every call
 of its native MCP tool fails at teardown ("Attempted to exit cancel scope in a different task",
@@ -9,15 +9,13 @@ closes its session inside one task, which is what the SDK's anyio task groups re
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from crewai.tools import BaseTool
-from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
 from pydantic import BaseModel, Field, create_model
 
-T = TypeVar("T")
+from aistack_agents.mcp_client import auth_headers, call_tool, function_name, list_tools
+
 _TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,
@@ -26,16 +24,6 @@ _TYPES: dict[str, Any] = {
     "array": list,
     "object": dict,
 }
-
-
-async def _with_session(
-    url: str, headers: dict[str, str] | None, fn: Callable[[ClientSession], Awaitable[T]]
-) -> T:
-    # The session needs the transport's streams: two contexts, entered in order, one task.
-    async with streamablehttp_client(url, headers=headers) as (read, write, _):  # noqa: SIM117
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            return await fn(session)
 
 
 def _args_model(tool_name: str, schema: dict[str, Any]) -> type[BaseModel]:
@@ -65,28 +53,26 @@ class McpTool(BaseTool):
 
         args = {k: v for k, v in kwargs.items() if v is not None}
         try:
-            result = _run_sync(
-                _with_session(self.url, self.headers, lambda s: s.call_tool(self.tool_name, args))
-            )
+            result = _run_sync(call_tool(self.url, self.headers, self.tool_name, args))
         except Exception as exc:  # transport, protocol or server errors alike
             return f"MCP tool {self.tool_name} failed: {type(exc).__name__}: {exc}"
-        text = "\n".join(str(getattr(c, "text", "")) for c in result.content).strip()
-        return f"MCP tool {self.tool_name} reported an error: {text}" if result.isError else text
+        if result.is_error:
+            return f"MCP tool {self.tool_name} reported an error: {result.text}"
+        return result.text
 
 
 async def discover(url: str, api_key: str | None) -> list[BaseTool]:
     """The server's tools as ``mcp_<name>`` CrewAI tools. Raises when the server cannot be
     reached (the crew records it and runs with the RAG tool alone)."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-    listed = await _with_session(url, headers, lambda s: s.list_tools())
+    headers = auth_headers(api_key)
     return [
         McpTool(
-            name="mcp_" + re.sub(r"[^A-Za-z0-9_]+", "_", tool.name),
+            name=function_name(tool.name),
             description=tool.description or f"MCP tool {tool.name}",
             args_schema=_args_model(tool.name, tool.inputSchema or {}),
             url=url,
             headers=headers,
             tool_name=tool.name,
         )
-        for tool in listed.tools
+        for tool in await list_tools(url, api_key)
     ]

@@ -1,7 +1,10 @@
 """The query router as a LangGraph StateGraph.
 
 classify_query → retrieve_context (route rag) → generate_response → check_quality, and back to
-generate_response once when the self-evaluation fails. Every node is timed (Prometheus) and
+generate_response once when the self-evaluation fails. With MCP_URL, generate_response's first
+run offers the MCP server's tools to the LLM (OpenAI tool calling, at most
+MCP_MAX_TOOL_ROUNDS rounds): each result becomes a numbered, citable context entry; failures
+are recorded in ``tool_errors`` and the answer still comes. Every node is timed (Prometheus) and
 traced: one OpenTelemetry trace per run, a root span ``router.run`` (query, route, score) with
 one child span per node run.
 """
@@ -20,13 +23,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from aistack_agents.llm import LLMClient, LLMError
+from aistack_agents import mcp_client
+from aistack_agents.llm import LLMClient, LLMError, Reply, ToolCallRequest
 from aistack_agents.metrics import NODE_SECONDS, PARSE_FALLBACKS, RUNS, record_quality
 from aistack_agents.rag import RagClient, RetrievalError
 from aistack_agents.router import prompts
 from aistack_agents.router.parsing import parse_classification, parse_score
 from aistack_agents.router.state import (
     ChatMessage,
+    ContextChunk,
     ParseFallback,
     RouterState,
     initial_state,
@@ -179,7 +184,7 @@ class QueryRouter:
         return {"context": context, "retrieval_error": None}
 
     async def generate_response(self, state: RouterState) -> dict[str, Any]:
-        context = state["context"]
+        context = list(state["context"])
         reason: str | None = None
         if state["route"] == "rag" and not context:
             reason = (
@@ -190,31 +195,147 @@ class QueryRouter:
         previous = None
         if state["attempts"] > 0:
             previous = (state["response"], state["quality_score"], state["quality_reason"])
-        conversation = [
-            {"role": "system", "content": prompts.GENERATE_SYSTEM},
+        tool_errors = list(state["tool_errors"])
+        # Tools on the first answer only: a regeneration has their results in its context.
+        tools = await self._mcp_tools(tool_errors) if state["attempts"] == 0 else {}
+        system = prompts.GENERATE_SYSTEM + (prompts.GENERATE_TOOLS if tools else "")
+        conversation: list[dict[str, Any]] = [
+            {"role": "system", "content": system},
             {
                 "role": "user",
                 "content": prompts.generate_user(state["query"], context, reason, previous),
             },
         ]
-        reply = await self.llm.chat("generate_response", conversation)
+        log = [
+            ChatMessage(node="generate_response", role=m["role"], content=m["content"])
+            for m in conversation
+        ]
+        reply = await self._answer(conversation, log, tools, context, tool_errors)
         answer = reply.text.strip()
         if context:
             answer = f"{answer}\n\n{prompts.sources_footer(context)}"
         elif reason:
             answer = f"{_no_context_notice(reason)}\n\n{answer}"
-        log = [
-            *(
-                ChatMessage(node="generate_response", role=m["role"], content=m["content"])  # type: ignore[typeddict-item]
-                for m in conversation
-            ),
-            ChatMessage(node="generate_response", role="assistant", content=reply.text),
-        ]
         return {
             "response": answer,
+            "context": context,
+            "tool_errors": tool_errors,
             "attempts": state["attempts"] + 1,
             "messages": [*state["messages"], *log],
         }
+
+    # -- MCP tools -------------------------------------------------------------------------------
+    async def _mcp_tools(self, errors: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """OpenAI function name -> (MCP tool name, function spec); empty without MCP_URL or
+        when the server cannot be listed (recorded in ``errors``)."""
+        url = self.settings.mcp_url
+        if not url:
+            return {}
+        try:
+            listed = await mcp_client.list_tools(url, self.settings.mcp_api_key)
+        except mcp_client.MCPError as exc:
+            errors.append(str(exc))
+            return {}
+        return {
+            mcp_client.function_name(t.name): (
+                t.name,
+                {
+                    "type": "function",
+                    "function": {
+                        "name": mcp_client.function_name(t.name),
+                        "description": t.description or f"MCP tool {t.name}",
+                        "parameters": t.inputSchema or {"type": "object", "properties": {}},
+                    },
+                },
+            )
+            for t in listed
+        }
+
+    async def _answer(
+        self,
+        conversation: list[dict[str, Any]],
+        log: list[ChatMessage],
+        tools: dict[str, tuple[str, dict[str, Any]]],
+        context: list[ContextChunk],
+        errors: list[str],
+    ) -> Reply:
+        """The LLM's answer after at most ``mcp_max_tool_rounds`` rounds of tool calls (then
+        once more without tools, so that an answer comes). Appends to all but ``tools``."""
+        node = "generate_response"
+        specs = [spec for _, spec in tools.values()]
+        for _ in range(self.settings.mcp_max_tool_rounds if tools else 0):
+            reply = await self.llm.chat(node, conversation, tools=specs)
+            if not reply.tool_calls:
+                break
+            calls = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.raw_arguments},
+                }
+                for c in reply.tool_calls
+            ]
+            conversation.append(
+                {"role": "assistant", "content": reply.text or None, "tool_calls": calls}
+            )
+            log.append(
+                ChatMessage(
+                    node=node,
+                    role="assistant",
+                    content=reply.text,
+                    tool_calls=[
+                        {"id": c.id, "name": c.name, "arguments": c.arguments}
+                        for c in reply.tool_calls
+                    ],
+                )
+            )
+            for call in reply.tool_calls:
+                content = await self._call_tool(call, tools, context, errors)
+                conversation.append({"role": "tool", "tool_call_id": call.id, "content": content})
+                log.append(
+                    ChatMessage(node=node, role="tool", content=content, tool_call_id=call.id)
+                )
+        else:
+            reply = await self.llm.chat(node, conversation)
+        log.append(ChatMessage(node=node, role="assistant", content=reply.text))
+        return reply
+
+    async def _call_tool(
+        self,
+        call: ToolCallRequest,
+        tools: dict[str, tuple[str, dict[str, Any]]],
+        context: list[ContextChunk],
+        errors: list[str],
+    ) -> str:
+        """What the model reads back: ``[n] <result>`` (n: its new context entry), or why the
+        call failed (recorded in ``errors``; no context entry)."""
+        if call.name not in tools:
+            errors.append(f"the LLM called {call.name!r}, which the MCP server does not offer")
+            return f"Tool {call.name} does not exist; offered: {', '.join(tools)}"
+        tool = tools[call.name][0]
+        try:
+            result = await mcp_client.call_tool(
+                self.settings.mcp_url or "",
+                mcp_client.auth_headers(self.settings.mcp_api_key),
+                tool,
+                call.arguments,
+            )
+        except mcp_client.MCPError as exc:
+            errors.append(f"tool {tool}: {exc}")
+            return f"Tool {tool} failed: {exc}"
+        if result.is_error:
+            errors.append(f"tool {tool} reported an error: {result.text}")
+            return f"Tool {tool} reported an error: {result.text}"
+        context.append(
+            ContextChunk(
+                document_id=f"mcp:{tool}",
+                chunk_index=0,
+                text=result.text,
+                score=0.0,  # not ranked: the model asked for it
+                metadata={"source": "mcp", "tool": tool, "arguments": call.arguments},
+            )
+        )
+        return f"[{len(context)}] {result.text}"
 
     async def check_quality(self, state: RouterState) -> dict[str, Any]:
         conversation = [
@@ -264,6 +385,8 @@ class QueryRouter:
                 span.set_attribute(f"agents.{key}", state[key])
         if state.get("retrieval_error"):
             span.set_attribute("agents.retrieval_error", state["retrieval_error"])
+        if state.get("tool_errors"):
+            span.set_attribute("agents.tool_errors", state["tool_errors"])
         span.set_attribute("agents.context_chunks", len(state.get("context") or []))
         span.set_attribute("agents.parse_fallbacks", len(state.get("parse_fallbacks") or []))
         outputs = {k: state.get(k) for k in ("response", "route", "quality_score")}
@@ -348,6 +471,7 @@ def result_summary(state: RouterState) -> dict[str, Any]:
         "quality_passed": state["quality_passed"],
         "attempts": state["attempts"],
         "retrieval_error": state["retrieval_error"],
+        "tool_errors": state["tool_errors"],
         "sources": [
             {"n": i, "document_id": c["document_id"], "chunk_index": c["chunk_index"]}
             for i, c in enumerate(state["context"], 1)

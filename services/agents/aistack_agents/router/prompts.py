@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aistack_agents.router.state import ContextChunk
 
 CLASSIFY_SYSTEM = (
@@ -26,6 +28,13 @@ GENERATE_SYSTEM = (
     "context is given, answer from general knowledge and do not invent citations."
 )
 
+# Same opening as GENERATE_SYSTEM (the node is the same); offered only with MCP tools.
+GENERATE_TOOLS = (
+    " You may call the given tools for facts that the passages do not hold. Each tool result "
+    "comes back numbered [n] like a passage: cite it as [n]. When a tool fails, say so and "
+    "do not guess its output."
+)
+
 QUALITY_SYSTEM = (
     "You grade answers. Score from 0 to 100 how well the answer addresses the question, is "
     "correct and, when context passages are given, is supported by them with [n] citations.\n"
@@ -37,11 +46,14 @@ QUALITY_STRICT = (
 )
 
 
+def _label(c: ContextChunk) -> str:
+    if c["metadata"].get("source") == "mcp":
+        return f"MCP tool {c['metadata']['tool']} {json.dumps(c['metadata']['arguments'])}"
+    return f"{c['document_id']}#{c['chunk_index']}"
+
+
 def numbered_context(context: list[ContextChunk]) -> str:
-    return "\n\n".join(
-        f"[{i}] ({c['document_id']}#{c['chunk_index']}) {c['text']}"
-        for i, c in enumerate(context, 1)
-    )
+    return "\n\n".join(f"[{i}] ({_label(c)}) {c['text']}" for i, c in enumerate(context, 1))
 
 
 def generate_user(
@@ -72,6 +84,9 @@ def quality_user(query: str, context: list[ContextChunk], answer: str) -> str:
 
 def sources_footer(context: list[ContextChunk]) -> str:
     lines = [
-        f"[{i}] {c['document_id']} (chunk {c['chunk_index']})" for i, c in enumerate(context, 1)
+        f"[{i}] {_label(c)}"
+        if c["metadata"].get("source") == "mcp"
+        else f"[{i}] {c['document_id']} (chunk {c['chunk_index']})"
+        for i, c in enumerate(context, 1)
     ]
     return "Sources:\n" + "\n".join(lines)

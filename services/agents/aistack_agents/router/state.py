@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 Classification = Literal["factual", "analytical", "creative"]
 Route = Literal["rag", "direct"]
@@ -11,7 +11,9 @@ ROUTES: tuple[Route, ...] = ("rag", "direct")
 
 
 class ContextChunk(TypedDict):
-    """One source from the RAG service; its position + 1 is its citation number."""
+    """One source from the RAG service, or one MCP tool result (document_id ``mcp:<tool>``,
+    metadata ``{"source": "mcp", "tool", "arguments"}``); its position + 1 is its citation
+    number."""
 
     document_id: str
     chunk_index: int
@@ -21,11 +23,15 @@ class ContextChunk(TypedDict):
 
 
 class ChatMessage(TypedDict):
-    """One message of an LLM exchange, tagged with the node that sent or received it."""
+    """One message of an LLM exchange, tagged with the node that sent or received it. An
+    assistant message that calls tools lists them (id, name, arguments); a tool message is
+    one call's result, by its id."""
 
     node: str
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    tool_call_id: NotRequired[str]
 
 
 class ParseFallback(TypedDict):
@@ -50,6 +56,9 @@ class RouterState(TypedDict):
     messages: list[ChatMessage]
     # Recorded so that a caller can tell what happened.
     retrieval_error: str | None
+    # MCP failures (server unreachable or refusing, a tool that failed): the answer came
+    # without that tool output, never with an invented one.
+    tool_errors: list[str]
     parse_fallbacks: list[ParseFallback]
     attempts: int  # generate_response runs (1 + regenerations)
     quality_reason: str
@@ -70,6 +79,7 @@ def initial_state(query: str, trace_id: str | None = None) -> RouterState:
         quality_passed=False,
         messages=[],
         retrieval_error=None,
+        tool_errors=[],
         parse_fallbacks=[],
         attempts=0,
         quality_reason="",
