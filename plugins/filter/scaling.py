@@ -12,7 +12,7 @@ description:
   - C(min_replicas) must be >= 1 and <= C(max_replicas); the CPU target between 1 and 100.
   - A PodDisruptionBudget (C(pdb_min_available) not null) must keep fewer pods than the fewest
     replicas (C(min_replicas) with the autoscaler, else C(replicas)), or a drain could never
-    evict one: so no PodDisruptionBudget for a workload that may run one replica.
+    evict one; hence no PodDisruptionBudget for a workload that may run one replica.
 positional: _input, prefix, pdb_min_available, replicas
 options:
   _input:
