@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aistack_agents.bench.tools import openai_function
 from aistack_agents.bench.tp_data import Database
 
 DAY_KEYS = (
@@ -113,41 +114,26 @@ def _table(rows: list[dict[str, Any]], max_rows: int, empty: str) -> str:
     return "\n".join(lines)
 
 
-def _tool(name: str, description: str, /, **params: str) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": {p: {"type": "string", "description": d} for p, d in params.items()},
-                "required": list(params),
-            },
-        },
-    }
-
-
 TOOLS = [
-    _tool(
+    openai_function(
         "search_flights",
         "Flights from a city to a city on a date",
         origin="departure city",
         destination="arrival city",
         date="YYYY-MM-DD",
     ),
-    _tool(
+    openai_function(
         "distance_matrix",
         "Driving distance, duration and cost between two cities",
         origin="from city",
         destination="to city",
         mode="self-driving or taxi",
     ),
-    _tool("search_accommodations", "Accommodations in a city", city="city"),
-    _tool("search_restaurants", "Restaurants in a city", city="city"),
-    _tool("search_attractions", "Attractions in a city", city="city"),
-    _tool("search_cities", "The cities of a state", state="state"),
-    _tool(
+    openai_function("search_accommodations", "Accommodations in a city", city="city"),
+    openai_function("search_restaurants", "Restaurants in a city", city="city"),
+    openai_function("search_attractions", "Attractions in a city", city="city"),
+    openai_function("search_cities", "The cities of a state", state="state"),
+    openai_function(
         "notebook_write",
         "Keep information for the planner",
         description="what it is",

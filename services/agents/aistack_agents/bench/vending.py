@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aistack_agents.bench.tools import openai_function
+
 START_CASH = 500.0
 DAILY_FEE = 2.0
 BANKRUPTCY_DAYS = 10
@@ -400,45 +402,36 @@ TOOL_HANDLERS: dict[str, Callable[[VendingSim, dict[str, Any]], dict[str, Any]]]
 }
 
 
-def _fn(name: str, description: str, **params: tuple[str, str]) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": name,
-            "description": description,
-            "parameters": {
-                "type": "object",
-                "properties": {p: {"type": t, "description": d} for p, (t, d) in params.items()},
-                "required": list(params),
-            },
-        },
-    }
-
-
 TOOLS = [
-    _fn("check_balance", "Today's date, weather, bank balance, cash in the machine, net worth"),
-    _fn("check_inventory", "Storage, the machine's slots, prices and pending orders"),
-    _fn("list_products", "The supplier's products, wholesale prices and delivery time"),
-    _fn(
+    openai_function(
+        "check_balance", "Today's date, weather, bank balance, cash in the machine, net worth"
+    ),
+    openai_function("check_inventory", "Storage, the machine's slots, prices and pending orders"),
+    openai_function("list_products", "The supplier's products, wholesale prices and delivery time"),
+    openai_function(
         "order",
         "Buy units from the supplier (paid now, delivered to storage after the delivery time)",
         product=("string", "product name"),
         quantity=("integer", "units"),
     ),
-    _fn(
+    openai_function(
         "stock",
         "Move units from storage into the vending machine",
         product=("string", "product name"),
         quantity=("integer", "units"),
     ),
-    _fn(
+    openai_function(
         "set_price",
         "Set a product's price in the machine",
         product=("string", "product name"),
         price=("number", "dollars"),
     ),
-    _fn("collect_cash", "Move the cash customers paid from the machine to the bank balance"),
-    _fn("wait_for_next_day", "End the day: customers buy overnight, then the next day begins"),
+    openai_function(
+        "collect_cash", "Move the cash customers paid from the machine to the bank balance"
+    ),
+    openai_function(
+        "wait_for_next_day", "End the day: customers buy overnight, then the next day begins"
+    ),
 ]
 assert {t["function"]["name"] for t in TOOLS} == set(TOOL_HANDLERS)
 
