@@ -134,7 +134,13 @@ molecule: venv ## molecule test for molecule/default (render every inventory, id
 	@# Scenarios live in molecule/ (the layout the project documents), not extensions/molecule.
 	MOLECULE_GLOB='molecule/*/molecule.yml' PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s default
 
-test: lint sanity pytest molecule ## Everything CI runs
+# Two lanes on CI's 2 cores: the side venvs (partly waiting on downloads) next to lint and sanity,
+# then pytest (mostly one busy process) next to molecule's renders. Each lane's output is printed
+# whole when it ends (-Otarget), so the logs of the two never interleave.
+test: ## Everything CI runs
+	$(MAKE) --no-print-directory venv build
+	$(MAKE) --no-print-directory -j2 -Otarget side-venvs tools lint sanity
+	$(MAKE) --no-print-directory -j2 -Otarget pytest molecule
 
 image: venv ## Build the container images (podman, buildah or docker): make image [IMAGES="rag-pipeline agents"]
 	$(BIN)/python scripts/images.py build $(IMAGES)

@@ -51,16 +51,9 @@ _value:
 
 from typing import Any
 
+from ansible_collections.aistack.platform.plugins.module_utils.values import as_int
+
 KEYS = ("enabled", "min_replicas", "max_replicas", "cpu_target_percent")
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def scaling_errors(
@@ -74,9 +67,9 @@ def scaling_errors(
         return [f"{name} lacks {', '.join(missing)}"]
     errors = []
     enabled = str(autoscaling["enabled"]).lower() in ("true", "yes", "on", "1")
-    low, high = _int(autoscaling["min_replicas"]), _int(autoscaling["max_replicas"])
-    target = _int(autoscaling["cpu_target_percent"])
-    fixed = _int(replicas)
+    low, high = as_int(autoscaling["min_replicas"]), as_int(autoscaling["max_replicas"])
+    target = as_int(autoscaling["cpu_target_percent"])
+    fixed = as_int(replicas)
     if enabled:
         if low is None or high is None or not 1 <= low <= high:
             errors.append(
@@ -90,7 +83,7 @@ def scaling_errors(
             )
     floor = low if enabled else fixed
     if pdb_min_available is not None:
-        keep = _int(pdb_min_available)
+        keep = as_int(pdb_min_available)
         if keep is None or keep < 1:
             errors.append(
                 f"{prefix}_pdb_min_available must be null or >= 1, got {pdb_min_available!r}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ansible_collections.aistack.platform.plugins.module_utils.values import as_int
+
 SHARING = ("none", "time-slicing", "mig")
 GROUP_LABEL = "aistack.io/gpu-node-group"
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
@@ -42,15 +44,6 @@ def mig_memory_gb(profile: str) -> int:
     if not match:
         raise ValueError(f"not a MIG profile: {profile!r}")
     return int(match.group(2))
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def node_group_errors(
@@ -89,7 +82,7 @@ def node_group_errors(
                 f"{where}: unknown GPU model {model!r} (known: {', '.join(sorted(models))}; "
                 "add it to aistack_gpu_models)"
             )
-        count = _int(group.get("gpus_per_node"))
+        count = as_int(group.get("gpus_per_node"))
         if count is None or count < 1:
             got = group.get("gpus_per_node")
             errors.append(f"{where}: gpus_per_node must be an integer >= 1, got {got!r}")
@@ -241,7 +234,7 @@ def workload_errors(
                 f"{prefix}_node_group {node_group} is partitioned with MIG "
                 f"{group.get('mig_profile')}: set {prefix}_mig_profile: {group.get('mig_profile')}"
             )
-        elif gpu_count > (_int(group.get("gpus_per_node")) or 0):
+        elif gpu_count > (as_int(group.get("gpus_per_node")) or 0):
             errors.append(
                 f"{prefix}_gpu_count {gpu_count} is more than the {group.get('gpus_per_node')} "
                 f"GPUs per node of node group {node_group}: the pods would never schedule"
