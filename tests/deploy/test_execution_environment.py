@@ -189,6 +189,9 @@ def test_ansible_builder_create_build_context(tmp_path: Path) -> None:
     )
     containerfile = next(p for p in context.iterdir() if p.name in {"Containerfile", "Dockerfile"})
     text = containerfile.read_text()
+    # Every stage starts from the base image pinned by digest, never by a movable tag alone.
+    bases = set(re.findall(r"^ARG EE_BASE_IMAGE=\"?([^\"\s]+)", text, re.M))
+    assert bases and all(re.search(r"@sha256:[0-9a-f]{64}$", b) for b in bases), bases
     run = next(line for line in text.splitlines() if "get.helm.sh" in line)
     sums = dict(re.findall(r"(\w+)\) helm_sha256=([0-9a-f]+) ;;", run))
     assert set(sums) == {"amd64", "arm64"}, run
