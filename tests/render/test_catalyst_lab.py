@@ -30,10 +30,8 @@ def bundle(lab: Path, component: str) -> Bundle:
 # -- idempotence ------------------------------------------------------------------------
 
 
-def test_second_render_changes_nothing(lab: Path) -> None:
-    out = render(lab.parent)
-    recap = [line for line in out.splitlines() if line.startswith("catalyst-lab ")]
-    assert recap and all("changed=0" in line for line in recap), out[-3000:]
+# A second render reporting changed=0 is molecule's idempotence step (make test), which
+# re-renders every inventory; it is not repeated here.
 
 
 # -- cert_manager ------------------------------------------------------------------------

@@ -57,13 +57,8 @@ def test_every_component_is_rendered_and_validated(bundle: Bundle) -> None:
     assert "validated against Kubernetes 1.31" in bundle.proc.stdout
 
 
-def test_second_render_changes_nothing(bundle: Bundle) -> None:
-    from tests.render.single_node_helpers import render
-
-    proc = render(bundle.root.parent)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    recap = re.search(r"single-node\s+:\s+ok=\d+\s+changed=(\d+)", proc.stdout)
-    assert recap and recap.group(1) == "0", proc.stdout[-3000:]
+# A second render reporting changed=0: molecule's idempotence step (make test) re-renders every
+# inventory, this one included.
 
 
 def test_workloads_live_in_ai_stack(bundle: Bundle) -> None:
