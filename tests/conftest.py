@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import side_venv
+
 if TYPE_CHECKING:
     from tests.mlflow_server import MlflowServer
 
@@ -23,6 +25,19 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Import the collection's Python code as Ansible does (ansible_collections.aistack.platform...).
 sys.path.insert(0, str(REPO / "collections"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    side_venv.run_runners_last(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    side_venv.start_selected(session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    side_venv.BACKGROUND.stop()
 
 
 def free_port() -> int:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.side_venv import run_suite_in_side_venv
+from tests.side_venv import run_suite_in_side_venv, side_venv_suite
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("stack", "timeout_s"),
-    [("agents", 900), ("crew", 900), ("beeai", 600)],
+    "stack",
+    [
+        pytest.param(stack, marks=side_venv_suite(stack, "tests/agents", timeout_s), id=stack)
+        for stack, timeout_s in [("agents", 900), ("crew", 900), ("beeai", 600)]
+    ],
 )
-def test_suite_in_side_venv(stack: str, timeout_s: int) -> None:
-    run_suite_in_side_venv(stack, "tests/agents", timeout_s)
+def test_suite_in_side_venv(stack: str, request: pytest.FixtureRequest) -> None:
+    run_suite_in_side_venv(request.node)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.side_venv import run_suite_in_side_venv
+from tests.side_venv import run_suite_in_side_venv, side_venv_suite
 
 
 @pytest.mark.slow
-def test_finetune_suite_in_side_venv() -> None:
-    run_suite_in_side_venv("finetune", "tests/finetune", 900)
+@side_venv_suite("finetune", "tests/finetune", 900)
+def test_finetune_suite_in_side_venv(request: pytest.FixtureRequest) -> None:
+    run_suite_in_side_venv(request.node)

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from tests.side_venv import REPO, run_suite_in_side_venv
+from tests.side_venv import REPO, run_suite_in_side_venv, side_venv_suite
 
 SERVICE = REPO / "services" / "mcp_benchmark"
 
@@ -45,5 +45,6 @@ def test_one_mcp_sdk_version_across_the_stacks() -> None:
 
 
 @pytest.mark.slow
-def test_mcp_server_suite_in_side_venv() -> None:
-    run_suite_in_side_venv("mcp", "tests/mcp_benchmark", 600)
+@side_venv_suite("mcp", "tests/mcp_benchmark", 600)
+def test_mcp_server_suite_in_side_venv(request: pytest.FixtureRequest) -> None:
+    run_suite_in_side_venv(request.node)
