@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.conftest import run_playbook
+from tests.conftest import BIN, run_playbook
 from tests.mlflow_server import MLFLOW
 from tests.render.catalyst_helpers import Bundle, RenderError, env_by_name, render
 
@@ -829,6 +829,54 @@ def test_mcp_credentials_only_by_reference(lab: Path) -> None:
         r"Bearer [A-Za-z0-9._~+/-]{12,}",
     ):
         assert not re.search(pattern, text), pattern
+
+
+def test_mcp_credentials_from_vault_are_never_rendered_or_printed(
+    lab: Path, tmp_path: Path
+) -> None:
+    """mcp_servers_secrets_source=vault: the values come from an ansible-vault encrypted vars
+    file; the bundle lists the same Secrets (the servers' from vault) and neither the bundle nor
+    the play's output contains a value."""
+    required = bundle(lab, "mcp_servers").required_secrets()
+    values = {
+        s["name"]: {key: f"vault-{s['name']}-{key}-{i}-e3b0c442" for i, key in enumerate(s["keys"])}
+        for s in required
+    }
+    password = tmp_path / "vault-pass"
+    password.write_text("test-vault-password\n")
+    secrets_file = tmp_path / "mcp-secrets.yml"
+    secrets_file.write_text(
+        yaml.safe_dump({"mcp_servers_secrets_source": "vault", "mcp_servers_secret_values": values})
+    )
+    subprocess.run(
+        [str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password),
+         str(secrets_file)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "$ANSIBLE_VAULT" in secrets_file.read_text()
+    proc = run_playbook(
+        "playbooks/deploy.yml", "-i", "inventories/catalyst-lab",
+        "-e", "aistack_deploy_mode=render", "-e", "aistack_embedded_enabled=false",
+        "-e", f"aistack_build_root={tmp_path / 'build'}",
+        "-e", json.dumps({"aistack_deploy_only": ["mcp_servers"]}),
+        "-e", f"@{secrets_file}",
+        ANSIBLE_VAULT_PASSWORD_FILE=str(password),
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    servers = Bundle(tmp_path / "build" / "catalyst-lab" / "mcp_servers")
+    listed = servers.required_secrets()
+    assert {(s["name"], tuple(s["keys"])) for s in listed} == {
+        (s["name"], tuple(s["keys"])) for s in required
+    }
+    # The gateway's key stays the gateway's existing Secret; every server credential is Vault's.
+    gateway_key = "mcp-gateway-api-key"
+    assert {s["name"]: s["source"] for s in listed} == {
+        s["name"]: "existing" if s["name"] == gateway_key else "vault" for s in required
+    }
+    text = "\n".join(p.read_text() for p in servers.root.rglob("*") if p.is_file())
+    leaked = [v for keys in values.values() for v in keys.values() if v in text or v in out]
+    assert not leaked, leaked
 
 
 def test_mcp_custom_resources_are_checked_against_their_crds(lab: Path) -> None:
