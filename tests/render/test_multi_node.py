@@ -222,6 +222,12 @@ def test_benchmark_mcp_server_stays_one_replica() -> None:
     deployment = objects.get("Deployment", "mcp-benchmark")
     assert deployment["spec"]["replicas"] == 1
     assert "HorizontalPodAutoscaler" not in objects.kinds()
+    # It reads the benchmark Jobs' results volume, shared across nodes.
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"]
+                 if "persistentVolumeClaim" in v]  # fmt: skip
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    pvc = bundle("llm_benchmark").get("PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 def test_single_node_renders_no_autoscaler_budget_or_spread() -> None:
