@@ -4,12 +4,14 @@
 
   scripts/images.py list [--json]          every image reference (the workflow's matrix)
   scripts/images.py build [--push] [NAME]  build (and push) with podman, buildah or docker
-  scripts/images.py lock                   rewrite the hashed requirement files (needs PyPI)
+  scripts/images.py lock [NAME]            rewrite the hashed requirement files (needs PyPI)
   scripts/images.py check                  offline: hashed files agree with requirements/lock.txt
 
 An image whose requirements are hashed installs the dependency closure of its service (extras
 included), pinned exactly as requirements/lock.txt pins them, with `pip install --require-hashes`.
 Run with the project's .venv Python (`lock`/`check` read the installed packages' metadata).
+An image of an upstream release (FROM its image, plus what it lacks) takes its tag from the role
+default that pins that release (version_key) and passes it as a build argument (version_arg).
 """
 
 from __future__ import annotations
@@ -60,16 +62,22 @@ NOT_IN_LOCK = {"setuptools": "84.2.1"}  # as in .venv
 class Image:
     repository: str  # under the registry, e.g. rag-pipeline
     containerfile: str
-    version_file: str  # __init__.py holding __version__: the tag
+    # __init__.py holding __version__, or (with version_key) a role's defaults/main.yml: the tag
+    version_file: str
     tag_suffix: str = ""
     build_args: dict[str, str] = field(default_factory=dict)
     # Hashed requirements: (distribution, extras) whose closure the image installs.
     closure: tuple[str, tuple[str, ...]] | None = None
     # Or a side requirements file (requirements/NAME.txt, a pip freeze): every pin of it, hashed.
     pins_from: str | None = None
-    # Pins of pins_from the image leaves out (test tools: pip check proves nothing needs them).
+    # Pins of pins_from the image leaves out (test tools: pip check proves nothing needs them;
+    # or what an upstream base image already holds).
     exclude: tuple[str, ...] = ()
     torch_cpu: bool = False
+    # An upstream release's image: the key of version_file pinning it (its one home) and the
+    # build argument the Containerfile's FROM reads it from.
+    version_key: str = ""
+    version_arg: str = ""
 
     @property
     def name(self) -> str:
@@ -81,12 +89,26 @@ class Image:
             return HASHED_DIR / Path(self.pins_from).name
         return HASHED_DIR / f"{self.name}.txt" if self.closure else None
 
-    def tag(self) -> str:
+    def version(self) -> str:
         text = (REPO / self.version_file).read_text()
-        match = re.search(r'__version__ = "([^"]+)"', text)
+        # Plain scalars only: `list` and `build` run without PyYAML (the workflow's bare Python).
+        pattern = (
+            rf"^{re.escape(self.version_key)}:[ \t]*[\"']?([A-Za-z0-9._+-]+)[\"']?[ \t]*$"
+            if self.version_key
+            else r'__version__ = "([^"]+)"'
+        )
+        match = re.search(pattern, text, re.MULTILINE)
         if not match:
-            raise SystemExit(f"no __version__ in {self.version_file}")
-        return match.group(1) + self.tag_suffix
+            raise SystemExit(f"no {self.version_key or '__version__'} in {self.version_file}")
+        return match.group(1)
+
+    def tag(self) -> str:
+        return self.version() + self.tag_suffix
+
+    def build_arguments(self) -> dict[str, str]:
+        if not self.version_arg:
+            return dict(self.build_args)
+        return {**self.build_args, self.version_arg: self.version()}
 
     def reference(self, registry: str) -> str:
         return f"{registry.rstrip('/')}/{self.repository}:{self.tag()}"
@@ -96,6 +118,20 @@ RAG_VERSION = "services/rag_pipeline/rag_pipeline/__init__.py"
 AGENTS_VERSION = "services/agents/aistack_agents/__init__.py"
 AGENTS_FILE = "services/agents/Containerfile"
 RAG_FILE = "services/rag_pipeline/Containerfile"
+# Requirements of vLLM (requirements/common.txt of the pinned release) that the OTel packages
+# need too: the vllm/vllm-openai image installs them, at versions the OTel pins accept
+# (requirements/vllm-otel.txt says which bounds). And setuptools: vLLM pins its own (<80), the
+# image keeps it (NOT_IN_LOCK's is for our images).
+VLLM_IMAGE_HOLDS = (
+    "setuptools",
+    "protobuf",
+    "requests",
+    "urllib3",
+    "idna",
+    "certifi",
+    "charset-normalizer",
+    "typing-extensions",
+)
 
 IMAGES: list[Image] = [
     # The cluster default (remote embedder): no torch, no model weights.
@@ -145,6 +181,18 @@ IMAGES: list[Image] = [
         "services/finetune/aistack_finetune/__init__.py",
         pins_from="requirements/finetune.txt",
         exclude=("torch", "pytest", "iniconfig", "pygments", "editables"),
+    ),
+    # vLLM's OpenAI server image of the kserve role's release, plus the OpenTelemetry SDK and
+    # OTLP/HTTP exporter its --otlp-traces-endpoint needs (the upstream image lacks them).
+    # What the base already holds (vLLM's own requirements) is left to it.
+    Image(
+        "vllm-otel",
+        "images/vllm-otel/Containerfile",
+        "roles/kserve/defaults/main.yml",
+        version_key="kserve_vllm_image_tag",
+        version_arg="VLLM_VERSION",
+        pins_from="requirements/vllm-otel.txt",
+        exclude=VLLM_IMAGE_HOLDS,
     ),
 ]
 
@@ -290,9 +338,9 @@ def render(image: Image) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_lock(_args: argparse.Namespace) -> int:
+def cmd_lock(args: argparse.Namespace) -> int:
     HASHED_DIR.mkdir(parents=True, exist_ok=True)
-    for image in IMAGES:
+    for image in select(args.names):
         if image.requirements:
             image.requirements.write_text(render(image))
             print(f"wrote {image.requirements.relative_to(REPO)}")
@@ -370,7 +418,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             "name": image.name,
             "reference": image.reference(args.registry),
             "containerfile": image.containerfile,
-            "build_args": image.build_args,
+            "build_args": image.build_arguments(),
         }
         for image in select(args.names)
     ]
@@ -409,7 +457,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         reference = image.reference(args.registry)
         build = [engine, "bud" if engine == "buildah" else "build"]
         build += ["-f", image.containerfile, "-t", reference]
-        for key, value in image.build_args.items():
+        for key, value in image.build_arguments().items():
             build += ["--build-arg", f"{key}={value}"]
         print(f"building {reference} with {engine}", flush=True)
         steps = [[*build, "."]] + ([[engine, "push", reference]] if args.push else [])
@@ -435,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--engine", choices=["podman", "buildah", "docker"], default="")
     build.add_argument("names", nargs="*", help="image names (default: all)")
     build.set_defaults(func=cmd_build)
-    sub.add_parser("lock", help="rewrite the hashed requirement files").set_defaults(func=cmd_lock)
+    lock = sub.add_parser("lock", help="rewrite the hashed requirement files")
+    lock.add_argument("names", nargs="*", help="image names (default: all)")
+    lock.set_defaults(func=cmd_lock)
     sub.add_parser("check", help="hashed files agree with the lock").set_defaults(func=cmd_check)
     args = parser.parse_args(argv)
     return int(args.func(args))

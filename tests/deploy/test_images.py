@@ -92,6 +92,49 @@ def test_roles_deploy_the_images_that_are_built() -> None:
         values = defaults(role)
         repository, tag = values[f"{prefix}_image_repository"], values[f"{prefix}_image_tag"]
         assert built[name] == f"ghcr.io/{repository}:{tag}", name
+    # vLLM with tracing: the kserve role's release (its one home) is the tag and the build's FROM.
+    kserve = defaults("kserve")
+    release = kserve["kserve_vllm_image_tag"]
+    assert built["vllm-otel"] == f"ghcr.io/{kserve['kserve_vllm_otel_image_repository']}:{release}"
+
+
+def test_upstream_based_image_takes_the_release_from_the_role(tmp_path: Path) -> None:
+    (vllm,) = [image for image in images.IMAGES if image.name == "vllm-otel"]
+    release = defaults("kserve")["kserve_vllm_image_tag"]
+    assert vllm.build_arguments() == {"VLLM_VERSION": release}
+    containerfile = (REPO / vllm.containerfile).read_text()
+    # No default for the release in the Containerfile: a second copy could drift.
+    assert "\nARG VLLM_VERSION\nFROM ${VLLM_IMAGE}:${VLLM_VERSION}\n" in containerfile
+    assert "ARG VLLM_IMAGE=docker.io/vllm/vllm-openai\n" in containerfile
+    assert "--require-hashes --no-deps -r /tmp/vllm-otel.txt" in containerfile
+    # The key is read without PyYAML (quoted or not); a missing one is a clear error.
+    defaults_file = tmp_path / "main.yml"
+    for line in ["kserve_vllm_image_tag: v0.12.0", "kserve_vllm_image_tag: 'v0.12.0'  "]:
+        defaults_file.write_text(f"---\nkserve_vllm_image_tag_x: no\n{line}\nother: 1\n")
+        image = images.Image(
+            "x", vllm.containerfile, str(defaults_file), version_key="kserve_vllm_image_tag"
+        )
+        assert image.tag() == "v0.12.0"
+    defaults_file.write_text("other: 1\n")
+    with pytest.raises(SystemExit, match="no kserve_vllm_image_tag in"):
+        image.tag()
+
+
+def test_upstream_based_image_leaves_the_base_image_its_own_packages() -> None:
+    """The OTel set goes in with --no-deps on top of vLLM's image: what vLLM itself requires
+    (and setuptools, which it pins below our version) is not reinstalled, everything else is."""
+    (vllm,) = [image for image in images.IMAGES if image.name == "vllm-otel"]
+    assert vllm.requirements is not None
+    hashed = images.hashed_pins(vllm.requirements)
+    assert not hashed.keys() & set(images.VLLM_IMAGE_HOLDS)
+    assert {"opentelemetry-sdk", "opentelemetry-api", "opentelemetry-exporter-otlp-proto-http"} <= (
+        hashed.keys()
+    )
+    # No gRPC exporter (the role selects OTLP/HTTP); one OTel release across the project.
+    assert not any("grpc" in name for name in hashed)
+    lock = images.lock_pins()
+    for name in ("opentelemetry-sdk", "opentelemetry-api", "opentelemetry-proto"):
+        assert hashed[name][0] == lock[name], name
 
 
 def test_list_is_the_workflow_matrix_and_molecule_builds_by_name() -> None:

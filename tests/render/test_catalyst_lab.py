@@ -284,7 +284,8 @@ def test_kserve_vllm_runtime(lab: Path) -> None:
     runtime = bundle(lab, "kserve").get("ServingRuntime", "vllm-runtime")["spec"]
     assert runtime["supportedModelFormats"][0]["name"] == "vLLM"
     (container,) = runtime["containers"]
-    assert container["image"] == "docker.io/vllm/vllm-openai:v0.11.0"
+    # The lab runs the collector: tracing is on, hence the vllm-otel image of the same release.
+    assert container["image"] == "ghcr.io/aistack/vllm-otel:v0.11.0"
     args = container["args"]
     assert "--model=Qwen/Qwen2.5-7B-Instruct" in args
     assert "--served-model-name=qwen2.5-7b-instruct" in args
@@ -1309,11 +1310,17 @@ INVALID: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
     "kserve": (
         "inference",
         "kserve",
-        {"kserve_gpu_count": 0, "kserve_model_id": "llama", "kserve_gpu_memory_utilization": 1.5},
+        {
+            "kserve_gpu_count": 0,
+            "kserve_model_id": "llama",
+            "kserve_gpu_memory_utilization": 1.5,
+            "kserve_vllm_otlp_traces_endpoint": "",
+        },
         [
             "kserve_gpu_count must be >= 1, got 0",
             "kserve_model_id must be a Hugging Face id",
             "kserve_gpu_memory_utilization must be in (0, 1]",
+            "kserve_vllm_tracing needs an OTLP/HTTP kserve_vllm_otlp_traces_endpoint",
         ],
     ),
     "llm_d": (

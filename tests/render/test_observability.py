@@ -78,12 +78,12 @@ def bundle(root: Path, component: str) -> Bundle:
 @pytest.fixture(scope="session")
 def apps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The RAG service and LocalAI in the lab (with its Prometheus operator): their monitors;
-    and KServe with vLLM's tracing switched on. One small render for the three."""
+    and KServe with vLLM's tracing switched off. One small render for the three."""
     root = tmp_path_factory.mktemp("lab-apps")
     settings = {
         "aistack_components": {"rag_pipeline": True, "localai": True},
         "aistack_deploy_only": ["rag_pipeline", "localai", "kserve"],
-        "kserve_vllm_tracing": True,
+        "kserve_vllm_tracing": False,
     }
     render(root, json.dumps(settings), playbooks=("playbooks/deploy.yml",))
     return root / "catalyst-lab"
@@ -137,20 +137,26 @@ def test_traced_workloads_export_to_the_collector(lab: Path, apps: Path) -> None
     assert env_by_name(server["containerSpec"])["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == url
     rag = bundle(apps, "rag_pipeline").get("ConfigMap", "rag-pipeline-config")["data"]
     assert (rag["OTEL_EXPORTER_OTLP_ENDPOINT"], rag["OTEL_SERVICE_NAME"]) == (url, "rag-pipeline")
-    # vLLM: opt-in (the pinned image has no OpenTelemetry SDK and would refuse the flag).
+    # vLLM: on where the collector runs, with the image that carries the OpenTelemetry SDK.
     runtime = bundle(lab, "kserve").get("ServingRuntime")["spec"]["containers"][0]
-    assert not any(a.startswith("--otlp-traces-endpoint") for a in runtime["args"])
-
-
-def test_vllm_tracing_when_enabled(apps: Path) -> None:
-    container = bundle(apps, "kserve").get("ServingRuntime")["spec"]["containers"][0]
-    assert (
-        "--otlp-traces-endpoint=http://otel-collector.monitoring.svc.cluster.local:4318/v1/traces"
-        in container["args"]
-    )
-    env = env_by_name(container)
+    assert f"--otlp-traces-endpoint={url}/v1/traces" in runtime["args"]
+    env = env_by_name(runtime)
     assert env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]["value"] == "http/protobuf"
     assert env["OTEL_SERVICE_NAME"]["value"] == "llm-vllm"
+
+
+def test_vllm_traces_with_the_vllm_otel_image_of_its_release(lab: Path, apps: Path) -> None:
+    """Tracing on: the project's vllm-otel image (tests/deploy/test_images.py: what
+    scripts/images.py builds) tagged with the release the role pins. Off: the upstream image, no
+    flag (the upstream image would refuse it), no exporter settings."""
+    kserve = yaml.safe_load((REPO / "roles/kserve/defaults/main.yml").read_text())
+    release = kserve["kserve_vllm_image_tag"]
+    traced = bundle(lab, "kserve").get("ServingRuntime")["spec"]["containers"][0]
+    assert traced["image"] == f"ghcr.io/{kserve['kserve_vllm_otel_image_repository']}:{release}"
+    plain = bundle(apps, "kserve").get("ServingRuntime")["spec"]["containers"][0]
+    assert plain["image"] == f"docker.io/{kserve['kserve_vllm_image_repository']}:{release}"
+    assert not any(arg.startswith("--otlp-traces-endpoint") for arg in plain["args"])
+    assert not {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SERVICE_NAME"} & set(env_by_name(plain))
 
 
 def test_a_span_sent_as_the_collector_sends_it_is_a_trace_in_mlflow(

@@ -97,6 +97,7 @@ CATALYST_LAB = {
     *(("vllm-pool-epp", *api) for api in API), *(("postgres", *api) for api in API),
     ("mlflow", "postgres", 5432), ("otel-collector", "mlflow", 5000),
     ("cnpg-operator", "postgres", 8000), ("vllm", "external", 443),
+    ("vllm", "otel-collector", 4318),
     # Prometheus scrapes the metrics ports of the monitored workloads.
     ("prometheus", "agents-router", 9999), ("prometheus", "vllm", 8000),
     ("prometheus", "vllm-pool-epp", 9090), ("prometheus", "postgres", 9187),
