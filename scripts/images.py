@@ -194,6 +194,15 @@ IMAGES: list[Image] = [
         pins_from="requirements/vllm-otel.txt",
         exclude=VLLM_IMAGE_HOLDS,
     ),
+    # The Llama Stack web UI of the llama_stack role's release, built from that release's source
+    # (the 0.2 releases publish no UI image); no Python pins (npm ci from the release's lock).
+    Image(
+        "llama-stack-ui",
+        "images/llama-stack-ui/Containerfile",
+        "roles/llama_stack/defaults/main.yml",
+        version_key="llama_stack_image_tag",
+        version_arg="LLAMA_STACK_VERSION",
+    ),
 ]
 
 
