@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from contextlib import AsyncExitStack
@@ -18,10 +19,10 @@ from a2a.utils.constants import (
     TransportProtocol,
 )
 
-from aistack_agents import __version__
+from aistack_agents import __version__, mcp_client
 from aistack_agents.llm import LLMError
 from aistack_agents.metrics import RUNS
-from aistack_agents.rag import RagClient
+from aistack_agents.rag import make_retriever
 from aistack_agents.router.graph import WORKFLOW, QueryRouter, open_checkpointer, result_summary
 from aistack_agents.settings import NO_LLM_HELP, Settings
 
@@ -132,7 +133,7 @@ class RouterWorkflow:
         self.settings = settings
         self.card = agent_card(settings)
         self.executor = RouterExecutor(None)
-        self.rag = RagClient(settings)
+        self.rag = make_retriever(settings)  # RETRIEVAL_BACKEND
 
     async def start(self, stack: AsyncExitStack) -> None:
         if self.settings.llm_configured:
@@ -146,9 +147,29 @@ class RouterWorkflow:
         router = self.executor.router
         checks: dict[str, Any] = {}
         checks["llm"] = await router.llm.ready() if router else f"not configured: {NO_LLM_HELP}"
-        # The RAG service is optional: the router still answers (and says it had no context).
-        checks["rag"] = await self.rag.ready()
+        # Retrieval and the MCP tools are optional: the router still answers without them
+        # (and says it had no context / records tool_errors), so they are reported, never gating.
+        checks[self.settings.retrieval_backend] = await self.rag.ready()
+        if self.settings.mcp_url:
+            checks["mcp"] = await mcp_status(self.settings)
         return checks
+
+
+MCP_READY_TIMEOUT_S = 3.0  # well inside a readiness probe's timeout
+
+
+async def mcp_status(settings: Settings) -> str:
+    """'ok (N tools)' when the MCP server lists its tools, else why not (reported by /readyz)."""
+    url = settings.mcp_url or ""
+    try:
+        tools = await asyncio.wait_for(
+            mcp_client.list_tools(url, settings.mcp_api_key), MCP_READY_TIMEOUT_S
+        )
+    except mcp_client.MCPError as exc:
+        return f"unreachable: {exc}"
+    except TimeoutError:
+        return f"unreachable: MCP server at {url} did not list its tools in {MCP_READY_TIMEOUT_S} s"
+    return f"ok ({len(tools)} tools)"
 
 
 def workflow(settings: Settings) -> RouterWorkflow:
