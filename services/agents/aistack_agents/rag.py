@@ -82,6 +82,22 @@ class RagClient:
         await self._http.aclose()
 
 
+def number_passages(found: list[dict[str, Any]], sources: list[dict[str, Any]]) -> list[str]:
+    """``[n] (document_id#chunk_index) text`` for each passage found, n its number in
+    ``sources`` (the run's list, from 1): a new passage is appended, one already there keeps its
+    number, so a run's citations stay stable across its searches (the crew's and the BeeAI
+    agent's RAG tools)."""
+    known = {(s["document_id"], s["chunk_index"]): n for n, s in enumerate(sources, 1)}
+    lines = []
+    for source in found:
+        key = (source["document_id"], source["chunk_index"])
+        if key not in known:
+            sources.append(source)
+            known[key] = len(sources)
+        lines.append(f"[{known[key]}] ({key[0]}#{key[1]}) {source['text']}")
+    return lines
+
+
 # The read contract of the RAG service's collections (README "Read contract for direct readers";
 # tests/agents/test_router.py checks these against the README's contract block).
 READ_CONTRACT = 1

@@ -3,116 +3,64 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
-from a2a.helpers import new_data_part, new_task_from_user_message, new_text_part
-from a2a.server.agent_execution import AgentExecutor, RequestContext
-from a2a.server.events import EventQueue
-from a2a.server.tasks import TaskUpdater
-from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, TaskState
-from a2a.utils.constants import (
-    PROTOCOL_VERSION_0_3,
-    PROTOCOL_VERSION_CURRENT,
-    TransportProtocol,
-)
+from a2a.types import AgentCard, AgentSkill
 
-from aistack_agents import __version__, mcp_client
-from aistack_agents.llm import LLMError
-from aistack_agents.metrics import RUNS
+from aistack_agents import mcp_client
+from aistack_agents.a2a_executor import WorkflowExecutor
+from aistack_agents.a2a_executor import agent_card as card_of
 from aistack_agents.rag import make_retriever
 from aistack_agents.router.graph import WORKFLOW, QueryRouter, open_checkpointer, result_summary
+from aistack_agents.router.state import RouterState
 from aistack_agents.settings import NO_LLM_HELP, Settings
-
-log = logging.getLogger(__name__)
 
 
 def agent_card(settings: Settings) -> AgentCard:
-    return AgentCard(
-        name="aistack query router",
-        description=(
-            "Classifies a question (factual, analytical, creative), answers it from the RAG "
-            "service's knowledge base with numbered citations or directly, and self-checks the "
-            "answer's quality (one regeneration when it fails)."
+    return card_of(
+        settings,
+        "aistack query router",
+        "Classifies a question (factual, analytical, creative), answers it from the RAG "
+        "service's knowledge base with numbered citations or directly, and self-checks the "
+        "answer's quality (one regeneration when it fails).",
+        AgentSkill(
+            id="query-router",
+            name="Answer a question",
+            description="Routed, retrieval-augmented answer with citations and a quality score",
+            tags=["rag", "question-answering", "langgraph"],
+            examples=["Which component replicates block volumes?"],
         ),
-        version=__version__,
-        # The same JSON-RPC endpoint speaks A2A 1.0 and, for older clients, 0.3 (whose card
-        # fields, url and protocolVersion, are served from the 0.3 interface).
-        supported_interfaces=[
-            AgentInterface(
-                url=settings.public_url,
-                protocol_binding=TransportProtocol.JSONRPC.value,
-                protocol_version=version,
-            )
-            for version in (PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_0_3)
-        ],
-        capabilities=AgentCapabilities(streaming=True),
-        default_input_modes=["text/plain"],
-        default_output_modes=["text/plain", "application/json"],
-        skills=[
-            AgentSkill(
-                id="query-router",
-                name="Answer a question",
-                description="Routed, retrieval-augmented answer with citations and a quality score",
-                tags=["rag", "question-answering", "langgraph"],
-                examples=["Which component replicates block volumes?"],
-            )
-        ],
     )
 
 
-class RouterExecutor(AgentExecutor):
+class RouterExecutor(WorkflowExecutor[QueryRouter, RouterState]):
     """Runs the graph for the message's text; node progress as status updates, the answer as
     an artifact (text + a JSON data part) and as the completing message."""
 
-    def __init__(self, router: QueryRouter | None) -> None:
-        self.router = router  # None: no LLM configured
+    workflow = WORKFLOW
+    input_name = "question"
+    cannot_start = cannot_finish = "The query router could not answer"
+    artifact = "answer"
 
-    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        task = context.current_task
-        if task is None:
-            assert context.message is not None
-            task = new_task_from_user_message(context.message)
-            await event_queue.enqueue_event(task)
-        updater = TaskUpdater(event_queue, task.id, task.context_id)
-        query = context.get_user_input().strip()
-        if not query:
-            await updater.reject(updater.new_agent_message([new_text_part("empty question")]))
-            return
-        if self.router is None:
-            RUNS.labels(WORKFLOW, "none", "no_llm").inc()
-            text = f"The query router could not answer: {NO_LLM_HELP}."
-            await updater.failed(updater.new_agent_message([new_text_part(text)]))
-            return
-        await updater.start_work()
-        state = None
-        try:
-            async for node, state in self.router.stream(query, thread_id=task.id):
-                await updater.update_status(
-                    TaskState.TASK_STATE_WORKING,
-                    message=updater.new_agent_message([new_text_part(_progress(node, state))]),
-                )
-        except LLMError as exc:
-            log.warning("router run failed: %s", exc)
-            text = f"The query router could not answer: {exc}"
-            await updater.failed(updater.new_agent_message([new_text_part(text)]))
-            return
-        assert state is not None
-        summary = result_summary(state)
-        await updater.add_artifact(
-            [new_text_part(state["response"]), new_data_part(json.loads(json.dumps(summary)))],
-            name="answer",
-        )
-        await updater.complete(updater.new_agent_message([new_text_part(state["response"])]))
+    @property
+    def router(self) -> QueryRouter | None:
+        return self.runner
 
-    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        if context.task_id and context.context_id:
-            await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+    def stream(
+        self, runner: QueryRouter, text: str, task_id: str
+    ) -> AsyncIterator[tuple[str, RouterState]]:
+        return runner.stream(text, thread_id=task_id)
+
+    def progress(self, step: str, state: RouterState) -> str:
+        return _progress(step, state)
+
+    def result(self, state: RouterState) -> tuple[str, dict[str, Any]]:
+        return state["response"], result_summary(state)
 
 
-def _progress(node: str, state: dict) -> str:
+def _progress(node: str, state: RouterState) -> str:
     if node == "classify_query":
         return f"classified as {state['classification']}, route {state['route']}"
     if node == "retrieve_context":
@@ -138,8 +86,9 @@ class RouterWorkflow:
     async def start(self, stack: AsyncExitStack) -> None:
         if self.settings.llm_configured:
             saver = await stack.enter_async_context(open_checkpointer(self.settings.checkpoint_dsn))
-            self.executor.router = QueryRouter(self.settings, rag=self.rag, checkpointer=saver)
-            stack.push_async_callback(self.executor.router.close)
+            router = QueryRouter(self.settings, rag=self.rag, checkpointer=saver)
+            self.executor.runner = router
+            stack.push_async_callback(router.close)
         else:
             stack.push_async_callback(self.rag.close)
 

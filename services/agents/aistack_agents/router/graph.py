@@ -38,6 +38,7 @@ from aistack_agents.router.state import (
 )
 from aistack_agents.settings import Settings
 from aistack_agents.telemetry import trace_id_of, tracer
+from aistack_agents.tools import function_tool
 
 WORKFLOW = "router"
 # Documented defaults when the LLM's output stays unparseable after the stricter retry:
@@ -240,14 +241,11 @@ class QueryRouter:
         return {
             mcp_client.function_name(t.name): (
                 t.name,
-                {
-                    "type": "function",
-                    "function": {
-                        "name": mcp_client.function_name(t.name),
-                        "description": t.description or f"MCP tool {t.name}",
-                        "parameters": t.inputSchema or {"type": "object", "properties": {}},
-                    },
-                },
+                function_tool(
+                    mcp_client.function_name(t.name),
+                    t.description or f"MCP tool {t.name}",
+                    t.inputSchema or {"type": "object", "properties": {}},
+                ),
             )
             for t in listed
         }
