@@ -33,7 +33,13 @@ CREW_VENV = REPO / ".venv-crew"
 # and each side venv collects only its own suite.
 SUITES = {
     # .venv-agents
-    "router": ["test_router.py", "test_a2a.py", "test_plumbing.py", "test_bench.py"],
+    "router": [
+        "test_router.py",
+        "test_router_qdrant.py",
+        "test_a2a.py",
+        "test_plumbing.py",
+        "test_bench.py",
+    ],
     "crew": ["test_crew.py"],  # .venv-crew: CrewAI, a2a-sdk 1.x, no LangGraph
     "beeai": ["test_beeai.py"],  # .venv-beeai: beeai-framework, a2a-sdk 0.3
 }
@@ -263,6 +269,69 @@ def rag_url() -> Iterator[str]:
         yield url
     finally:
         stop(proc)
+
+
+EMBEDDING_MODEL = "minilm"
+# The RAG service's in-process API (rag_pipeline.embedded, main .venv): ingests RAG_DOCS into
+# embedded Qdrant, embedding through the loopback embedding server as a cluster's service does
+# (EMBEDDING_BACKEND=openai), then writes a new version of "longhorn".
+INGEST = """
+import json, sys
+from rag_pipeline.embedded import EmbeddedPipeline
+path, url, model, collection, docs, updated = sys.argv[1:]
+with EmbeddedPipeline(qdrant_path=path, embedding_backend="openai", embedding_url=url,
+                      embedding_model=model) as rag:
+    rag.ingest([{"document_id": d, "text": t} for d, t in json.loads(docs).items()], collection)
+    [result] = rag.ingest([{"document_id": "longhorn", "text": updated}], collection)
+    assert result["status"] == "updated", result
+"""
+LONGHORN_V2 = (
+    "Longhorn keeps two replicas of each block volume for Kubernetes workloads by default now."
+)
+
+
+@pytest.fixture(scope="session")
+def embedding_url() -> Iterator[str]:
+    """An OpenAI-compatible /v1/embeddings serving the bundled MiniLM (the Llama Stack tests'
+    loopback server, main .venv): the RAG service's remote embedder and the router's query
+    embedding call the same server, as in a cluster."""
+    python = REPO / ".venv" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("the main .venv (make venv) is needed to serve MiniLM embeddings")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen(
+        [
+            str(python),
+            str(REPO / "tests/llama_stack/embedding_server.py"),
+            str(port),
+            EMBEDDING_MODEL,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/models", proc, 60)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def rag_qdrant(embedding_url: str) -> Path:
+    """An embedded Qdrant folder holding collection ``docs``, written by the real RAG service
+    (RAG_DOCS, then a second version of "longhorn"); the process has exited, so the folder
+    is free for one reader at a time."""
+    python = REPO / ".venv" / "bin" / "python"
+    path = Path(tempfile.mkdtemp(prefix="agents-qdrant-")) / "qdrant"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "services" / "rag_pipeline")}
+    args = [str(path), embedding_url, EMBEDDING_MODEL, "docs", json.dumps(RAG_DOCS), LONGHORN_V2]
+    done = subprocess.run(
+        [str(python), "-c", INGEST, *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return path
 
 
 def start_server(**env: str) -> tuple[subprocess.Popen[bytes], str]:

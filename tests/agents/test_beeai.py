@@ -72,7 +72,7 @@ def test_rag_tool_call_answers_with_the_real_sources(llm: ScriptedLLM, rag_url: 
     assert first["tool_choice"]["function"]["name"] == "rag_search"
     # The real RAG service's passage went back to the model, numbered as cited.
     [fed_back] = tool_messages(llm, 1)
-    assert "[1] (longhorn) Longhorn provides replicated block storage" in fed_back
+    assert "[1] (longhorn#0) Longhorn provides replicated block storage" in fed_back
     assert result["sources"][0]["document_id"] == "longhorn"
     assert result["retrieval_error"] is None
     assert result["answer"].startswith("Longhorn replicates the volumes [1].")

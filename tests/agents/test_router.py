@@ -363,3 +363,33 @@ def test_mcp_bad_api_key_recorded_as_401(llm: ScriptedLLM, mcp_url: str) -> None
     assert error.startswith(f"MCP server at {mcp_url}: ") and "401" in error
     assert "tools" not in llm.of_kind("generate")[0]["body"]
     assert state["response"] == "Blue."
+
+
+def test_readyz_reports_the_mcp_server_without_gating(llm: ScriptedLLM, mcp_url: str) -> None:
+    """MCP tools are optional (the router answers without them and records tool_errors), so
+    /readyz reports the server's state and stays ready; without MCP_URL there is no entry."""
+    from starlette.testclient import TestClient
+
+    from aistack_agents.a2a_server import create_app
+
+    down = f"http://127.0.0.1:{free_port()}/mcp"
+    cases: list[tuple[dict[str, Any], list[str] | None]] = [
+        ({"mcp_url": mcp_url, "mcp_api_key": MCP_KEY}, ["ok (1 tools)"]),
+        (
+            {"mcp_url": mcp_url, "mcp_api_key": "wrong"},
+            [f"unreachable: MCP server at {mcp_url}: ", "401"],
+        ),
+        ({"mcp_url": down}, [f"unreachable: MCP server at {down}: ", "ConnectError"]),
+        ({}, None),
+    ]
+    for extra, want in cases:
+        with TestClient(create_app(settings_for(llm, **extra), "router")) as client:
+            ready = client.get("/readyz")
+        checks = ready.json()["checks"]
+        assert ready.status_code == 200 and checks["llm"] == "ok", checks
+        if want is None:
+            assert "mcp" not in checks, checks
+        else:
+            assert checks["mcp"].startswith(want[0]) and all(w in checks["mcp"] for w in want), (
+                checks
+            )

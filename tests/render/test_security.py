@@ -507,3 +507,61 @@ def test_internal_ca_tls_needs_cert_manager(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "internal CA (aistack-ca) of the cert_manager component, which is off" in out
     assert 'aistack_ingress_cluster_issuer: "" for plain HTTP' in out
+
+
+def test_router_reads_qdrant_directly_only_when_chosen(tmp_path: Path) -> None:
+    """agents_retrieval_backend qdrant: the router -> Qdrant flow (absent from every default
+    render above), Qdrant's key by Secret reference only, the embedding server and model."""
+    from tests.conftest import run_playbook
+
+    extra = {
+        "aistack_deploy_only": ["agents", "network_policies"],
+        "agents_retrieval_backend": "qdrant",
+    }
+    proc = run_playbook(
+        "playbooks/deploy.yml", "-i", "inventories/single-node",
+        "-e", "aistack_deploy_mode=render", "-e", f"aistack_build_root={tmp_path}",
+        "-e", yaml.safe_dump(extra, default_flow_style=True),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    objects = load(tmp_path / "single-node")
+    allowed, _, problems = flow_graph(objects)
+    # Only these two components are rendered: peers of the others select no pod here.
+    router = {edge for edge in allowed if edge[0] == "agents-router"}
+    assert router == {("agents-router", "qdrant", 6333), ("agents-router", "local-ai", 8080)}
+    assert [p for p in problems if "half-open" in p] == []
+    config = next(o for _, o in objects if o["metadata"]["name"] == "agents-router-config")
+    keys = ("RETRIEVAL_BACKEND", "QDRANT_URL", "EMBEDDING_URL", "EMBEDDING_MODEL")
+    assert {k: config["data"].get(k) for k in keys} == {
+        "RETRIEVAL_BACKEND": "qdrant",
+        "QDRANT_URL": f"http://qdrant.{NS}.svc.cluster.local:6333",
+        "EMBEDDING_URL": f"http://localai.{NS}.svc.cluster.local:8080/v1",
+        "EMBEDDING_MODEL": "nomic-embed-text-v1.5",
+    }
+    assert "QDRANT_API_KEY" not in config["data"] and "EMBEDDING_API_KEY" not in config["data"]
+    router_pod = next(
+        o
+        for _, o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "agents-router"
+    )
+    env = {
+        e["name"]: e["valueFrom"]
+        for e in router_pod["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["QDRANT_API_KEY"] == {"secretKeyRef": {"name": "qdrant-api-key", "key": "api-key"}}
+    assert env["EMBEDDING_API_KEY"]["secretKeyRef"]["optional"] is True
+    crew = next(
+        o
+        for _, o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "agents-crew-config"
+    )
+    assert "RETRIEVAL_BACKEND" not in crew["data"]  # the crew reads through the RAG service
+    required = yaml.safe_load(
+        (tmp_path / "single-node" / "agents" / "secrets.required.yaml").read_text()
+    )
+    assert {
+        "name": "qdrant-api-key",
+        "namespace": NS,
+        "keys": ["api-key"],
+        "source": "existing",
+    } in required["secrets"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,6 +35,21 @@ class Settings(BaseSettings):
     rag_collection: str | None = None
     rag_top_n: int = Field(3, ge=1, le=50)
     rag_timeout_s: float = Field(30.0, gt=0)
+
+    # Where the router's retrieve_context reads passages: ``rag`` (the RAG service's HTTP API,
+    # above) or ``qdrant`` (the RAG service's Qdrant collection directly, dense search only, by
+    # the read contract in services/rag_pipeline/README.md): QDRANT_URL (+ QDRANT_API_KEY) or
+    # QDRANT_PATH (embedded Qdrant on disk: single process, tests), the collection RAG_COLLECTION
+    # (default the service's ``documents``), the query embedded by the RAG service's embedding
+    # server (OpenAI-compatible POST EMBEDDING_URL/embeddings, EMBEDDING_MODEL: the model the
+    # collection was written with).
+    retrieval_backend: Literal["rag", "qdrant"] = "rag"
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    qdrant_path: str | None = None
+    embedding_url: str | None = None
+    embedding_model: str | None = None
+    embedding_api_key: str | None = None
 
     # Router behaviour.
     quality_threshold: int = Field(60, ge=0, le=100)

@@ -14,7 +14,7 @@ from beeai_framework.tools import AnyTool, StringToolOutput, Tool, ToolRunOption
 from pydantic import BaseModel, Field
 
 from aistack_agents.metrics import NODE_SECONDS
-from aistack_agents.rag import RagClient, RetrievalError
+from aistack_agents.rag import RagClient, RetrievalError, number_passages
 
 RAG_TOOL = "rag_search"
 
@@ -66,16 +66,7 @@ class RagSearchTool(Tool[RagSearchInput, ToolRunOptions, StringToolOutput]):
             NODE_SECONDS.labels("beeai", RAG_TOOL).observe(time.perf_counter() - start)
         if not found:
             return StringToolOutput("The knowledge base has no passage for this query.")
-        lines = []
-        for source in found:
-            key = (source["document_id"], source["chunk_index"])
-            known = [(s["document_id"], s["chunk_index"]) for s in self.sources]
-            if key not in known:
-                self.sources.append(source)
-                known.append(key)
-            n = known.index(key) + 1
-            lines.append(f"[{n}] ({source['document_id']}) {source['text']}")
-        return StringToolOutput("\n".join(lines))
+        return StringToolOutput("\n".join(number_passages(found, self.sources)))
 
     async def clone(self) -> Self:
         # The run's sources live on this instance: a clone inside the run must share them.

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aistack_agents.bench.tools import openai_function
 from aistack_agents.bench.tp_data import Database
+from aistack_agents.tools import openai_function
 
 DAY_KEYS = (
     "days",

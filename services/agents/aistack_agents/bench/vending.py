@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aistack_agents.bench.tools import openai_function
+from aistack_agents.tools import openai_function
 
 START_CASH = 500.0
 DAILY_FEE = 2.0

@@ -4,115 +4,64 @@ answers every message with a failed task that says how to configure one."""
 
 from __future__ import annotations
 
-import json
-import logging
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from a2a.helpers import new_data_part, new_task_from_user_message, new_text_part
-from a2a.server.agent_execution import AgentExecutor, RequestContext
-from a2a.server.events import EventQueue
-from a2a.server.tasks import TaskUpdater
-from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, TaskState
-from a2a.utils.constants import (
-    PROTOCOL_VERSION_0_3,
-    PROTOCOL_VERSION_CURRENT,
-    TransportProtocol,
-)
+from a2a.types import AgentCard, AgentSkill
 
-from aistack_agents import __version__
+from aistack_agents.a2a_executor import WorkflowExecutor
+from aistack_agents.a2a_executor import agent_card as card_of
 from aistack_agents.crew import WORKFLOW
-from aistack_agents.llm import LLMError
-from aistack_agents.metrics import RUNS
 from aistack_agents.rag import RagClient
 from aistack_agents.settings import NO_LLM_HELP, Settings
 
 if TYPE_CHECKING:
     from aistack_agents.crew.crew import CrewRun, ResearchCrew
 
-log = logging.getLogger(__name__)
-
 
 def agent_card(settings: Settings) -> AgentCard:
-    return AgentCard(
-        name="aistack research crew",
-        description=(
-            "A CrewAI crew (researcher, writer, reviewer, sequential): researches a topic in "
-            "the RAG service's knowledge base, writes a short cited report and reviews it "
-            "(verdict: score 0-100, issues, approved)."
+    return card_of(
+        settings,
+        "aistack research crew",
+        "A CrewAI crew (researcher, writer, reviewer, sequential): researches a topic in "
+        "the RAG service's knowledge base, writes a short cited report and reviews it "
+        "(verdict: score 0-100, issues, approved).",
+        AgentSkill(
+            id="research-crew",
+            name="Research a topic",
+            description="A reviewed, cited report on a topic from the knowledge base",
+            tags=["rag", "research", "report", "crewai"],
+            examples=["How do GPU time-slicing and replicated volumes fit together?"],
         ),
-        version=__version__,
-        supported_interfaces=[
-            AgentInterface(
-                url=settings.public_url,
-                protocol_binding=TransportProtocol.JSONRPC.value,
-                protocol_version=version,
-            )
-            for version in (PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_0_3)
-        ],
-        capabilities=AgentCapabilities(streaming=True),
-        default_input_modes=["text/plain"],
-        default_output_modes=["text/plain", "application/json"],
-        skills=[
-            AgentSkill(
-                id="research-crew",
-                name="Research a topic",
-                description="A reviewed, cited report on a topic from the knowledge base",
-                tags=["rag", "research", "report", "crewai"],
-                examples=["How do GPU time-slicing and replicated volumes fit together?"],
-            )
-        ],
     )
 
 
-class CrewExecutor(AgentExecutor):
+class CrewExecutor(WorkflowExecutor["ResearchCrew", "CrewRun"]):
     """Runs the crew for the message's text (the topic); each step as a status update, the
     report as an artifact (text + a JSON data part with the verdict) and the completing message."""
 
-    def __init__(self, crew: ResearchCrew | None) -> None:
-        self.crew = crew  # None: no LLM configured
+    workflow = WORKFLOW
+    input_name = "topic"
+    cannot_start = "The research crew could not run"
+    cannot_finish = "The research crew could not finish"
+    artifact = "report"
 
-    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        task = context.current_task
-        if task is None:
-            assert context.message is not None
-            task = new_task_from_user_message(context.message)
-            await event_queue.enqueue_event(task)
-        updater = TaskUpdater(event_queue, task.id, task.context_id)
-        topic = context.get_user_input().strip()
-        if not topic:
-            await updater.reject(updater.new_agent_message([new_text_part("empty topic")]))
-            return
-        if self.crew is None:
-            RUNS.labels(WORKFLOW, "none", "no_llm").inc()
-            text = f"The research crew could not run: {NO_LLM_HELP}."
-            await updater.failed(updater.new_agent_message([new_text_part(text)]))
-            return
-        await updater.start_work()
-        run: CrewRun | None = None
-        try:
-            async for step, run in self.crew.stream(topic):
-                await updater.update_status(
-                    TaskState.TASK_STATE_WORKING,
-                    message=updater.new_agent_message([new_text_part(_progress(step, run))]),
-                )
-        except LLMError as exc:
-            log.warning("crew run failed: %s", exc)
-            text = f"The research crew could not finish: {exc}"
-            await updater.failed(updater.new_agent_message([new_text_part(text)]))
-            return
-        assert run is not None
-        summary = run.summary()
-        report = summary["report"]
-        await updater.add_artifact(
-            [new_text_part(report), new_data_part(json.loads(json.dumps(summary, default=str)))],
-            name="report",
-        )
-        await updater.complete(updater.new_agent_message([new_text_part(report)]))
+    @property
+    def crew(self) -> ResearchCrew | None:
+        return self.runner
 
-    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        if context.task_id and context.context_id:
-            await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+    def stream(
+        self, runner: ResearchCrew, text: str, task_id: str
+    ) -> AsyncIterator[tuple[str, CrewRun]]:
+        return runner.stream(text)
+
+    def progress(self, step: str, state: CrewRun) -> str:
+        return _progress(step, state)
+
+    def result(self, state: CrewRun) -> tuple[str, dict[str, Any]]:
+        summary = state.summary()
+        return str(summary["report"]), summary
 
 
 def _progress(step: str, run: CrewRun) -> str:
@@ -141,7 +90,7 @@ class CrewWorkflow:
         if self.settings.llm_configured:
             from aistack_agents.crew.crew import ResearchCrew
 
-            self.executor.crew = ResearchCrew(self.settings, rag=self.rag)
+            self.executor.runner = ResearchCrew(self.settings, rag=self.rag)
         stack.push_async_callback(self.rag.close)
 
     async def checks(self) -> dict[str, Any]:

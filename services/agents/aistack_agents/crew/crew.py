@@ -30,7 +30,7 @@ from aistack_agents.crew import WORKFLOW, prompts
 from aistack_agents.crew.verdict import DEFAULT_VERDICT, Verdict, parse_verdict
 from aistack_agents.llm import LLMError, LLMNotConfiguredError
 from aistack_agents.metrics import LLM_TOKENS, NODE_SECONDS, PARSE_FALLBACKS, RUNS, record_quality
-from aistack_agents.rag import RagClient, RetrievalError
+from aistack_agents.rag import RagClient, RetrievalError, number_passages
 from aistack_agents.settings import Settings
 from aistack_agents.telemetry import tracer
 
@@ -79,15 +79,7 @@ class KnowledgeBaseTool(BaseTool):
         except RetrievalError as exc:
             self.errors.append(str(exc))
             return f"Retrieval failed: {exc}. There are no passages: do not invent any."
-        lines = []
-        for source in found:
-            key = (source["document_id"], source["chunk_index"])
-            known = [(s["document_id"], s["chunk_index"]) for s in self.sources]
-            if key not in known:
-                self.sources.append(source)
-                known.append(key)
-            n = known.index(key) + 1
-            lines.append(f"[{n}] ({key[0]}#{key[1]}) {source['text']}")
+        lines = number_passages(found, self.sources)
         return "\n".join(lines) or "The knowledge base has no passages for this query."
 
 

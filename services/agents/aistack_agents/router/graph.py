@@ -26,7 +26,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from aistack_agents import mcp_client
 from aistack_agents.llm import LLMClient, LLMError, Reply, ToolCallRequest
 from aistack_agents.metrics import NODE_SECONDS, PARSE_FALLBACKS, RUNS, record_quality
-from aistack_agents.rag import RagClient, RetrievalError
+from aistack_agents.rag import RetrievalError, Retriever, make_retriever
 from aistack_agents.router import prompts
 from aistack_agents.router.parsing import parse_classification, parse_score
 from aistack_agents.router.state import (
@@ -38,6 +38,7 @@ from aistack_agents.router.state import (
 )
 from aistack_agents.settings import Settings
 from aistack_agents.telemetry import trace_id_of, tracer
+from aistack_agents.tools import function_tool
 
 WORKFLOW = "router"
 # Documented defaults when the LLM's output stays unparseable after the stricter retry:
@@ -56,19 +57,20 @@ def _no_context_notice(reason: str) -> str:
 
 
 class QueryRouter:
-    """Owns the LLM and RAG clients and the compiled graph."""
+    """Owns the LLM client, the retriever (RAG service or its Qdrant collection) and the
+    compiled graph."""
 
     def __init__(
         self,
         settings: Settings,
         *,
         llm: LLMClient | None = None,
-        rag: RagClient | None = None,
+        rag: Retriever | None = None,
         checkpointer: Any = None,
     ) -> None:
         self.settings = settings
         self.llm = llm or LLMClient(settings, WORKFLOW)  # raises LLMNotConfiguredError
-        self.rag = rag or RagClient(settings)
+        self.rag = rag or make_retriever(settings)  # RETRIEVAL_BACKEND: HTTP API or Qdrant
         self.graph = self._build().compile(checkpointer=checkpointer)
 
     # -- graph -----------------------------------------------------------------------------
@@ -239,14 +241,11 @@ class QueryRouter:
         return {
             mcp_client.function_name(t.name): (
                 t.name,
-                {
-                    "type": "function",
-                    "function": {
-                        "name": mcp_client.function_name(t.name),
-                        "description": t.description or f"MCP tool {t.name}",
-                        "parameters": t.inputSchema or {"type": "object", "properties": {}},
-                    },
-                },
+                function_tool(
+                    mcp_client.function_name(t.name),
+                    t.description or f"MCP tool {t.name}",
+                    t.inputSchema or {"type": "object", "properties": {}},
+                ),
             )
             for t in listed
         }
