@@ -61,16 +61,41 @@ CUSTOM_RESOURCES: dict[tuple[str, str], dict[str, Any]] = {
     },
     # Istio (gateway provider of the llm-d Gateway): TLS to the endpoint picker
     ("networking.istio.io/v1", "DestinationRule"): {"required": ["spec.host"]},
-    # CloudNativePG
+    # CloudNativePG 1.27.1 (config/crd/bases/postgresql.cnpg.io_clusters.yaml): the backup
+    # section's enums and the retention policy's pattern; managed roles' inRoles is a list.
     ("postgresql.cnpg.io/v1", "Cluster"): {
         "required": ["spec.instances", "spec.storage.size"],
-        "types": {"spec.instances": int},
+        "types": {"spec.instances": int, "spec.managed.roles": list},
+        "choices": {
+            "spec.backup.target": ("primary", "prefer-standby"),
+            "spec.backup.barmanObjectStore.wal.compression": (
+                "bzip2",
+                "gzip",
+                "lz4",
+                "snappy",
+                "xz",
+                "zstd",
+            ),
+            "spec.backup.barmanObjectStore.data.compression": ("bzip2", "gzip", "snappy"),
+        },
+        "patterns": {
+            "spec.backup.retentionPolicy": r"^[1-9][0-9]*[dwm]$",
+            "spec.backup.barmanObjectStore.destinationPath": r"^\S+$",
+        },
     },
     ("postgresql.cnpg.io/v1", "Database"): {
         "required": ["spec.name", "spec.owner", "spec.cluster.name"],
     },
+    # ScheduledBackup (postgresql.cnpg.io_scheduledbackups.yaml, 1.27.1): the schedule has six
+    # fields, seconds first (robfig/cron), not a CronJob's five.
     ("postgresql.cnpg.io/v1", "ScheduledBackup"): {
-        "required": ["spec.schedule", "spec.cluster.name"]
+        "required": ["spec.schedule", "spec.cluster.name"],
+        "choices": {
+            "spec.method": ("barmanObjectStore", "volumeSnapshot", "plugin"),
+            "spec.backupOwnerReference": ("none", "self", "cluster"),
+            "spec.target": ("primary", "prefer-standby"),
+        },
+        "patterns": {"spec.schedule": r"^(@\S+|\S+( \S+){5})$"},
     },
     # Llama Stack operator
     ("llamastack.io/v1alpha1", "LlamaStackDistribution"): {

@@ -121,6 +121,8 @@ MULTI_NODE = (CATALYST_LAB - SAAS_MCP) | {
     ("agents-router", "rag-pipeline", 8000), ("agents-beeai", "rag-pipeline", 8000),
     ("prometheus", "rag-pipeline", 8000), ("postgres", "postgres", 5432),
     ("mcp-benchmark", "rag-pipeline", 8000),
+    # Grafana's read-only datasource on the standbys; Barman Cloud to the S3 store (backups).
+    ("grafana", "postgres", 5432), ("postgres", "external", 443),
 }  # fmt: skip
 EXPECTED = {"single-node": SINGLE_NODE, "catalyst-lab": CATALYST_LAB, "multi-node": MULTI_NODE}
 
