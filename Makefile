@@ -82,19 +82,20 @@ venv: $(STAMP) ## Create .venv with every pinned dependency
 # promtool and prometheus (alert rule checks and unit tests, a real Prometheus scraping the RAG
 # service) from Debian's `prometheus` package. Installed as root when missing; the Debian service
 # is never started (a policy-rc.d that refuses service starts is in place during the install).
-tools: ## promtool + prometheus (Debian package) for the alert-rule and scrape tests
-	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+tools: ## promtool + prometheus, nginx (Debian packages) for the alert-rule, scrape and MCP-proxy tests
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null \
+	  && PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-	  echo "promtool/prometheus missing: run 'sudo make tools' or 'sudo apt-get install --no-install-recommends prometheus' (Debian/Ubuntu); the Prometheus tests skip until then" >&2; \
+	  echo "promtool/prometheus/nginx missing: run 'sudo make tools' or 'sudo apt-get install --no-install-recommends prometheus nginx-light' (Debian/Ubuntu); their tests skip until then" >&2; \
 	  exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then \
-	  echo "promtool/prometheus missing and no apt-get here: install Prometheus 2.x (promtool + prometheus on PATH); the Prometheus tests skip until then" >&2; \
+	  echo "promtool/prometheus/nginx missing and no apt-get here: install Prometheus 2.x (promtool + prometheus on PATH) and nginx; their tests skip until then" >&2; \
 	  exit 0; fi; \
 	policy=/usr/sbin/policy-rc.d; made=; \
 	if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod 755 $$policy && made=1; fi; \
 	trap '[ -z "$$made" ] || rm -f '$$policy EXIT; \
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null \
-	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus nginx-light >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus nginx-light >/dev/null; }; \
 	promtool --version | head -1
 
 up: venv agents ## Render + validate both architectures, start the local RAG service and query router, ingest, ask

@@ -2,18 +2,23 @@
 release of the role's image tag) with the run.yaml that roles/llama_stack renders, inference at
 guidellm mock-server, vector_io on PostgreSQL + pgvector (pgserver), embeddings from the bundled
 MiniLM over an OpenAI-compatible endpoint, traces exported over OTLP/HTTP to a loopback receiver.
-llama-stack-client then checks health, lists the models, chats, inserts and queries vectors.
+llama-stack-client then checks health, lists the models, chats, inserts and queries vectors, and
+lists and calls the tools of an MCP endpoint that wants an API key, through the role's nginx
+proxy (mcp_peers.py).
 Runs in .venv-llamastack (tests/llama_stack/test_in_side_venv.py starts it)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,9 +30,14 @@ import jinja2.meta
 import psycopg2
 import pytest
 import yaml
-from llama_stack_client import LlamaStackClient
+from llama_stack_client import APIStatusError, LlamaStackClient
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from tests.conftest import free_port, stop, wait_http
+from tests.llama_stack.mcp_peers import Guard, KeyedMcpServer
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "llama_stack"
@@ -55,16 +65,20 @@ def render_run_config(**overrides: Any) -> str:
 
 
 class OtlpReceiver:
-    """An OTLP/HTTP endpoint on loopback that records the paths and sizes of what it receives."""
+    """An OTLP/HTTP endpoint on loopback that records the paths and sizes of what it receives
+    (and the bodies of the metric exports)."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, int]] = []
+        self.metrics: list[bytes] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.posts.append((self.path, len(body)))
+                if self.path == "/v1/metrics":
+                    receiver.metrics.append(body)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
@@ -166,8 +180,9 @@ def server_env(peers: Peers) -> dict[str, str]:
         PGVECTOR_PASSWORD="unused-trust-auth",
         OTEL_EXPORTER_OTLP_ENDPOINT=peers.otlp.url,
         OTEL_SERVICE_NAME="llama-stack-test",
-        # Export each span batch at once instead of every 5 s.
+        # Export each span batch at once instead of every 5 s, metrics every 0.5 s (not 60 s).
         OTEL_BSP_SCHEDULE_DELAY="100",
+        OTEL_METRIC_EXPORT_INTERVAL="500",
         HF_HUB_OFFLINE="1",
         LLAMA_STACK_TELEMETRY_DISABLED="1",
         # LiteLLM (imported by the providers) would fetch its model price list from the internet.
@@ -264,6 +279,44 @@ def test_chat_completion(stack: LlamaStackClient, peers: Peers) -> None:
     assert traces and max(traces) > 0, peers.otlp.posts
 
 
+def test_token_metrics_are_exported_over_otlp(stack: LlamaStackClient, peers: Peers) -> None:
+    """0.2.23 serves no Prometheus endpoint: its metrics are OTLP counters (sink otel_metric) that
+    the lab's collector passes to Prometheus' OTLP receiver. Which ones a chat produces, with
+    which unit and attributes (Prometheus then names them <name>_total, e.g. prompt_tokens_total,
+    labels model_id and provider_id)."""
+    reply = stack.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "Count my tokens."}]
+    )
+    usage = reply.usage if isinstance(reply.usage, dict) else dict(reply.usage or {})
+    found: dict[str, Any] = {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(found) < 3:
+        for body in list(peers.otlp.metrics):
+            request = ExportMetricsServiceRequest.FromString(body)
+            for resource in request.resource_metrics:
+                for scope in resource.scope_metrics:
+                    for metric in scope.metrics:
+                        if metric.name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                            found[metric.name] = (resource, metric)
+        time.sleep(0.2)
+    assert sorted(found) == ["completion_tokens", "prompt_tokens", "total_tokens"], found
+    resource, metric = found["completion_tokens"]
+    service = {a.key: a.value.string_value for a in resource.resource.attributes}
+    assert service["service.name"] == "llama-stack-test"
+    assert metric.unit == "tokens"
+    assert metric.WhichOneof("data") == "sum" and metric.sum.is_monotonic
+    # Cumulative, as Prometheus' OTLP receiver takes counters.
+    assert metric.sum.aggregation_temporality == AggregationTemporality.Value(
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    )
+    points = {
+        tuple(sorted((a.key, a.value.string_value) for a in p.attributes)): p.as_int
+        for p in metric.sum.data_points
+    }
+    labels = (("model_id", f"vllm/{CHAT_MODEL}"), ("provider_id", "vllm"))
+    assert points.get(labels, 0) >= usage["completion_tokens"] > 0, points
+
+
 def test_vectors_insert_and_query_on_pgvector(stack: LlamaStackClient, peers: Peers) -> None:
     embed = models_by_served_name(stack)[EMBED_MODEL]
     db = stack.vector_dbs.register(
@@ -318,3 +371,83 @@ def test_a_config_the_server_rejects_fails_to_start(peers: Peers, tmp_path: Path
     finally:
         stop(proc)
     assert "no-such-store" in (tmp_path / "server.log").read_text()
+
+
+# -- MCP tool groups behind an API key (the lab's MCP gateway) -------------------------------
+
+GATEWAY_KEY = "test-gateway-key-" + uuid.uuid4().hex
+GATEWAY_SECRET = {"secret": "mcp-gateway-api-key", "key": "api_key"}
+
+
+@pytest.fixture(scope="module")
+def keyed_mcp() -> Iterator[KeyedMcpServer]:
+    server = KeyedMcpServer(GATEWAY_KEY)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_tool_group_gets_no_static_header_in_this_release(
+    stack: LlamaStackClient, keyed_mcp: KeyedMcpServer
+) -> None:
+    """Why roles/llama_stack runs the MCP proxy: 0.2.23 sends an MCP tool group only the headers
+    of the calling request's provider data (mcp_headers); without them the key is missing."""
+    stack.toolgroups.register(
+        toolgroup_id="mcp::direct",
+        provider_id="model-context-protocol",
+        mcp_endpoint={"uri": keyed_mcp.url},
+    )
+    try:
+        before = len(keyed_mcp.seen)
+        with pytest.raises(APIStatusError):
+            stack.tools.list(toolgroup_id="mcp::direct")
+        assert keyed_mcp.seen[before:] and not any(keyed_mcp.seen[before:])
+        # The per-request alternative: every client would have to hold the gateway's key.
+        data = {"mcp_headers": {keyed_mcp.url: {"Authorization": f"Bearer {GATEWAY_KEY}"}}}
+        tools = stack.tools.list(
+            toolgroup_id="mcp::direct",
+            extra_headers={"X-LlamaStack-Provider-Data": json.dumps(data)},
+        )
+        assert [t.identifier for t in tools] == ["echo"]
+    finally:
+        stack.toolgroups.unregister("mcp::direct")
+
+
+def test_tool_calls_through_the_proxy_carry_the_gateway_key(
+    stack: LlamaStackClient, keyed_mcp: KeyedMcpServer, tmp_path: Path
+) -> None:
+    """The proxy the role renders (the shared nginx guard macros, the key from its Secret by
+    reference), in front of an MCP endpoint that wants the key: Llama Stack lists and calls the
+    tools with no provider data, and the key arrives on every request."""
+    try:
+        guard = Guard(keyed_mcp.url.removesuffix("/mcp"), GATEWAY_SECRET, GATEWAY_KEY, tmp_path)
+    except FileNotFoundError:
+        pytest.skip("nginx not found: run `make tools` (Debian package nginx-light)")
+    try:
+        wait_http(f"{guard.base}/healthz", guard.proc, 30)
+        # The ConfigMap's template holds no key; the container reads it from the Secret.
+        assert GATEWAY_KEY not in guard.template
+        assert "$http_authorization" not in guard.template  # no caller check: policy guards it
+        env = {e["name"]: e for e in guard.container["env"]}
+        assert env["MCP_UPSTREAM_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": GATEWAY_SECRET["secret"],
+            "key": GATEWAY_SECRET["key"],
+        }
+        stack.toolgroups.register(
+            toolgroup_id="mcp::gateway",
+            provider_id="model-context-protocol",
+            mcp_endpoint={"uri": f"{guard.base}/mcp"},
+        )
+        before = len(keyed_mcp.seen)
+        tools = stack.tools.list(toolgroup_id="mcp::gateway")
+        assert [t.identifier for t in tools] == ["echo"]
+        result = stack.tool_runtime.invoke_tool(tool_name="echo", kwargs={"text": "lab"})
+        assert result.error_message is None, result
+        assert "echo: lab" in json.dumps(result.to_dict()), result
+        seen = keyed_mcp.seen[before:]
+        assert seen and set(seen) == {f"Bearer {GATEWAY_KEY}"}, seen
+    finally:
+        with contextlib.suppress(Exception):
+            stack.toolgroups.unregister("mcp::gateway")
+        stop(guard.proc)

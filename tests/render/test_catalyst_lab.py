@@ -597,14 +597,61 @@ def test_agents_router_calls_llama_stack(lab: Path) -> None:
 MCP_SERVERS = {"benchmark", "github", "jira", "brave"}
 
 
-def _tool_group_uri(lab: Path) -> str:
-    """The URI of Llama Stack's MCP tool group (the MCP gateway) in the lab's run config."""
+def _run_config_tool_group_uri(lab: Path) -> str:
+    """The URI of Llama Stack's MCP tool group in the lab's run config (its MCP proxy)."""
     cm = bundle(lab, "llama_stack").get("ConfigMap", "llama-stack-run-config")
     run = yaml.safe_load(cm["data"]["run.yaml"])
     (group,) = [g for g in run["tool_groups"] if g["provider_id"] == "model-context-protocol"]
     assert group["toolgroup_id"] == "mcp::gateway"
     uri: str = group["mcp_endpoint"]["uri"]
     return uri
+
+
+def _tool_group_uri(lab: Path) -> str:
+    """Where Llama Stack's MCP tool group ends up in the lab: the tool group's URI is its MCP
+    proxy, which forwards the path to the origin of its proxy_pass (the MCP gateway)."""
+    template = bundle(lab, "llama_stack").get("ConfigMap", "llama-stack-mcp-proxy")["data"][
+        "default.conf.template"
+    ]
+    (origin,) = re.findall(r"proxy_pass (\S+);", template)
+    return origin + urlsplit(_run_config_tool_group_uri(lab)).path
+
+
+def test_llama_stack_tool_calls_get_the_gateway_key_from_its_proxy(lab: Path) -> None:
+    """Llama Stack 0.2.23 sends an MCP tool group no static header (tests/llama_stack shows it
+    and the key arriving through this very proxy): its tool group points at the MCP proxy, a
+    hardened nginx Deployment (the MCP servers' guard) that adds the gateway's key from the
+    gateway's Secret, by reference only."""
+    ls = bundle(lab, "llama_stack")
+    service = ls.get("Service", "llama-stack-mcp-proxy")
+    namespace = service["metadata"]["namespace"]
+    [port] = service["spec"]["ports"]
+    uri = urlsplit(_run_config_tool_group_uri(lab))
+    assert (uri.hostname, uri.port, uri.path) == (
+        f"llama-stack-mcp-proxy.{namespace}.svc.cluster.local", port["port"], "/mcp"
+    )  # fmt: skip
+    deployment = ls.get("Deployment", "llama-stack-mcp-proxy")
+    pod = deployment["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    [guard] = pod["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in guard["ports"]} == {"http": port["port"]}
+    assert guard["image"] == "docker.io/nginxinc/nginx-unprivileged:1.29.4-alpine"
+    env = env_by_name(guard)
+    gateway_key = {"name": "mcp-gateway-api-key", "key": "api_key"}
+    assert env["MCP_UPSTREAM_TOKEN"]["valueFrom"]["secretKeyRef"] == gateway_key
+    assert env["MCP_UPSTREAM_AUTHORIZATION"]["value"] == "Bearer $(MCP_UPSTREAM_TOKEN)"
+    template = ls.get("ConfigMap", "llama-stack-mcp-proxy")["data"]["default.conf.template"]
+    assert 'proxy_set_header Authorization "${MCP_UPSTREAM_AUTHORIZATION}";' in template
+    assert f"listen {port['port']};" in template
+    # The same key Secret the gateway's clients use, required before anything is applied.
+    required = {"name": "mcp-gateway-api-key", "namespace": namespace, "keys": ["api_key"]}
+    assert {**required, "source": "existing"} in ls.required_secrets()
+    # Nothing secret in the bundle; the filled config lives in memory only.
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["guard-conf"]["emptyDir"]["medium"] == "Memory"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert guard["securityContext"]["readOnlyRootFilesystem"] is True
+    assert guard["resources"]["limits"] and guard["resources"]["requests"]
 
 
 def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:

@@ -78,12 +78,14 @@ def bundle(root: Path, component: str) -> Bundle:
 @pytest.fixture(scope="session")
 def apps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The RAG service and LocalAI in the lab (with its Prometheus operator): their monitors;
-    and KServe with vLLM's tracing switched off. One small render for the three."""
+    KServe with vLLM's tracing switched off; kube-prometheus-stack without the chart's default
+    rules. One small render for the four."""
     root = tmp_path_factory.mktemp("lab-apps")
     settings = {
         "aistack_components": {"rag_pipeline": True, "localai": True},
-        "aistack_deploy_only": ["rag_pipeline", "localai", "kserve"],
+        "aistack_deploy_only": ["rag_pipeline", "localai", "kserve", "kube_prometheus_stack"],
         "kserve_vllm_tracing": False,
+        "kube_prometheus_stack_default_rules_enabled": False,
     }
     render(root, json.dumps(settings), playbooks=("playbooks/deploy.yml",))
     return root / "catalyst-lab"
@@ -338,9 +340,21 @@ def test_dashboards_ship_with_the_sidecar_label(lab: Path) -> None:
         assert json.loads(content)["panels"]
 
 
-def test_prometheus_rule_is_the_checked_rule_file(lab: Path) -> None:
-    rule = bundle(lab, "kube_prometheus_stack").get("PrometheusRule", "aistack-alerts")
-    assert rule["spec"] == yaml.safe_load(ALERT_RULES.read_text())
+def test_prometheus_rule_is_the_checked_rule_file(lab: Path, apps: Path) -> None:
+    checked = yaml.safe_load(ALERT_RULES.read_text())
+    # The lab keeps the chart's default rules: their TargetDown replaces AistackTargetDown.
+    kps = bundle(lab, "kube_prometheus_stack")
+    assert kps.values("kube-prometheus-stack")["defaultRules"]["create"] is True
+    rule = kps.get("PrometheusRule", "aistack-alerts")
+    assert rule["spec"] == {
+        "groups": [g for g in checked["groups"] if g["name"] != "aistack.targets"]
+    }
+    alerts = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert "AistackTargetDown" not in alerts and "GPUMemoryNearlyFull" in alerts
+    # Without them the whole checked file is shipped.
+    bare = bundle(apps, "kube_prometheus_stack")
+    assert bare.values("kube-prometheus-stack")["defaultRules"]["create"] is False
+    assert bare.get("PrometheusRule", "aistack-alerts")["spec"] == checked
 
 
 @pytest.mark.parametrize(

@@ -119,3 +119,12 @@ def test_a_setting_equal_to_its_default_is_refused(tmp_path: Path) -> None:
         "single-node: localai_image_tag in group_vars/k8s_cluster/pinned.yml equals its default",
         "single-node: localai_namespace in group_vars/k8s_cluster/pinned.yml equals its default",
     ]
+
+
+def test_the_mlflow_image_and_the_tests_mlflow_are_one_release() -> None:
+    # The tests' tracking server (.venv-mlflow, built from requirements/mlflow.txt) checks the
+    # OTLP ingestion the lab's image serves: the same release, or the check proves nothing.
+    tag = yaml.safe_load((REPO / "roles/mlflow/defaults/main.yml").read_text())["mlflow_image_tag"]
+    requirements = (REPO / "requirements/mlflow.txt").read_text()
+    pins = re.findall(r"^mlflow-skinny==(\S+)$", requirements, re.M)
+    assert pins == [str(tag)], (pins, tag)

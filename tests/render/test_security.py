@@ -42,7 +42,49 @@ UPSTREAM_PODS: dict[str, tuple[str, dict[str, str]]] = {
         "monitoring",
         {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"},
     ),
-    "grafana": ("monitoring", {"app.kubernetes.io/name": "grafana"}),
+    "grafana": (
+        "monitoring",
+        {
+            "app.kubernetes.io/name": "grafana",
+            "app.kubernetes.io/instance": "kube-prometheus-stack",
+        },
+    ),
+    # kube-prometheus-stack 88.x: the operator's pods (Prometheus, Alertmanager), the chart's
+    # operator and admission Jobs (_prometheus-operator.tpl, _prometheus-operator-webhook.tpl)
+    # and its kube-state-metrics subchart.
+    "alertmanager": (
+        "monitoring",
+        {
+            "app.kubernetes.io/name": "alertmanager",
+            "alertmanager": "kube-prometheus-stack-alertmanager",
+        },
+    ),
+    "prometheus-operator": (
+        "monitoring",
+        {
+            "app": "kube-prometheus-stack-operator",
+            "app.kubernetes.io/name": "kube-prometheus-stack-prometheus-operator",
+            "app.kubernetes.io/component": "prometheus-operator",
+            "release": "kube-prometheus-stack",
+        },
+    ),
+    "prometheus-operator-webhook": (
+        "monitoring",
+        {
+            "app": "kube-prometheus-stack-admission-create",
+            "app.kubernetes.io/name": "kube-prometheus-stack-prometheus-operator",
+            "app.kubernetes.io/component": "prometheus-operator-webhook",
+        },
+    ),
+    "kube-state-metrics": (
+        "monitoring",
+        {
+            "app.kubernetes.io/name": "kube-state-metrics",
+            "app.kubernetes.io/instance": "kube-prometheus-stack",
+        },
+    ),
+    # NVIDIA/gpu-operator assets/state-dcgm-exporter (the DaemonSet's pod labels).
+    "dcgm-exporter": ("gpu-operator", {"app": "nvidia-dcgm-exporter"}),
     "otel-collector": (
         "monitoring",
         {
@@ -74,6 +116,32 @@ UPSTREAM_PODS: dict[str, tuple[str, dict[str, str]]] = {
     "mcp-gateway": ("mcp-system", {"gateway.networking.k8s.io/gateway-name": "mcp-gateway"}),
 }
 API = ("apiserver", 443), ("apiserver", 6443)
+API_PORTS = {port for _, port in API}
+# kube-prometheus-stack's monitoring namespace (catalyst-lab, multi-node): default deny, then
+# Prometheus to every target its ServiceMonitors name, Grafana, the operator, the exporters.
+MONITORING = {
+    # Prometheus scrapes: itself, its own stack, CoreDNS, DCGM, the CNPG operator, the nodes'
+    # host-network endpoints (kubelet, node-exporter, kube-proxy, etcd, controller manager,
+    # scheduler), and discovers through the API server (whose metrics it scrapes too).
+    ("prometheus", "prometheus", 9090), ("prometheus", "prometheus", 8080),
+    ("prometheus", "alertmanager", 9093), ("prometheus", "alertmanager", 8080),
+    ("prometheus", "grafana", 3000), ("prometheus", "prometheus-operator", 10250),
+    ("prometheus", "kube-state-metrics", 8080), ("prometheus", "otel-collector", 8888),
+    ("prometheus", "kube-dns", 9153), ("prometheus", "dcgm-exporter", 9400),
+    ("prometheus", "cnpg-operator", 8080),
+    *(("prometheus", "nodes", port) for port in (10250, 9100, 10249, 2381, 10257, 10259)),
+    *(("prometheus", *api) for api in API),
+    # Grafana: users through the ingress controller, its datasources, its sidecars.
+    ("ingress-controller", "grafana", 3000), ("grafana", "prometheus", 9090),
+    ("grafana", "alertmanager", 9093), *(("grafana", *api) for api in API),
+    # The operator and its admission Jobs, kube-state-metrics: the API server; the API server
+    # calls the operator's admission webhook.
+    *(("prometheus-operator", *api) for api in API), ("apiserver", "prometheus-operator", 10250),
+    *(("prometheus-operator-webhook", *api) for api in API),
+    *(("kube-state-metrics", *api) for api in API),
+    # The collector: metrics to Prometheus' OTLP receiver, pod metadata from the API server.
+    ("otel-collector", "prometheus", 9090), *(("otel-collector", *api) for api in API),
+}  # fmt: skip
 
 SINGLE_NODE = {
     ("ingress-controller", "anythingllm", 3001), ("ingress-controller", "local-ai", 8080),
@@ -102,8 +170,11 @@ CATALYST_LAB = {
     ("prometheus", "agents-router", 9999), ("prometheus", "vllm", 8000),
     ("prometheus", "vllm-pool-epp", 9090), ("prometheus", "postgres", 9187),
     ("prometheus", "mlflow", 5000), ("prometheus", "agents-beeai", 9999),
+    *MONITORING,
     # The MCP layer: clients -> gateway (mcp-system) -> each server's guard -> its API.
-    ("llama-stack", "mcp-gateway", 8080), ("agents-beeai", "mcp-gateway", 8080),
+    ("agents-beeai", "mcp-gateway", 8080),
+    # Llama Stack's tool calls get the gateway's key from its MCP proxy.
+    ("llama-stack", "llama-stack-mcp-proxy", 8090), ("llama-stack-mcp-proxy", "mcp-gateway", 8080),
     *(("mcp-gateway", f"mcp-{name}", 8090) for name in ("benchmark", "github", "jira", "brave")),
     *((f"mcp-{server}", "external", 443) for server in ("github", "jira", "brave")),
     ("mcp-benchmark", "llama-stack", 8321),
@@ -218,6 +289,12 @@ def select(pool: list[Pod], namespace: str, peer: dict[str, Any]) -> set[str]:
     }
 
 
+def _nodes(edge: tuple[str, str, int]) -> tuple[str, str, int]:
+    """Egress to an ipBlock (no exceptions) off the API server's ports: the nodes."""
+    a, b, port = edge
+    return (a, "nodes", port) if b == "apiserver" and port not in API_PORTS else edge
+
+
 def flow_graph(
     objects: list[tuple[str, dict[str, Any]]],
 ) -> tuple[set[tuple[str, str, int]], set[str], list[str]]:
@@ -253,6 +330,7 @@ def flow_graph(
                         for b in peers:
                             pair = (b, a) if direction == "ingress" else (a, b)
                             edges.update((*pair, p) for p in ports)
+    ingress, egress = ({_nodes(e) for e in edges} for edges in (ingress, egress))
     where = {p.name: p.namespace for p in pool}
     allowed: set[tuple[str, str, int]] = set()
     for edge in ingress | egress:
@@ -271,7 +349,8 @@ def test_flow_graph_is_exactly_the_architecture(
 ) -> None:
     name, objects = rendered
     allowed, owned, problems = flow_graph(objects)
-    assert owned == {NS}
+    # The application namespace, and kube-prometheus-stack's where the architecture runs it.
+    assert owned == ({NS} if name == "single-node" else {NS, "monitoring"})
     assert problems == []
     expected = EXPECTED[name]
     assert sorted(expected - allowed) == [], "drawn by the architecture, blocked by the policies"
