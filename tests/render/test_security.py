@@ -93,6 +93,10 @@ UPSTREAM_PODS: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "cnpg-operator": ("cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"}),
+    # kedacore/keda 2.20.2 (templates/{manager,metrics-server,webhooks}/deployment.yaml).
+    "keda-operator": ("keda", {"app": "keda-operator", "name": "keda-operator"}),
+    "keda-metrics-apiserver": ("keda", {"app": "keda-operator-metrics-apiserver"}),
+    "keda-admission-webhooks": ("keda", {"app": "keda-admission-webhooks"}),
     "kagenti-operator": ("kagenti-system", {"control-plane": "controller-manager"}),
     "llama-stack-operator": (
         "llama-stack-k8s-operator-system",
@@ -194,6 +198,9 @@ MULTI_NODE = (CATALYST_LAB - SAAS_MCP) | {
     ("mcp-benchmark", "rag-pipeline", 8000),
     # Grafana's read-only datasource on the standbys; Barman Cloud to the S3 store (backups).
     ("grafana", "postgres", 5432), ("postgres", "external", 443),
+    # KEDA scales vLLM on a Prometheus query; Prometheus scrapes KEDA's three parts.
+    ("keda-operator", "prometheus", 9090), ("prometheus", "keda-operator", 8080),
+    ("prometheus", "keda-metrics-apiserver", 8080), ("prometheus", "keda-admission-webhooks", 8080),
 }  # fmt: skip
 EXPECTED = {"single-node": SINGLE_NODE, "catalyst-lab": CATALYST_LAB, "multi-node": MULTI_NODE}
 
