@@ -9,11 +9,12 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import pytest
 
 from tests.conftest import REPO, free_port, stop, wait_http
 
@@ -69,12 +70,11 @@ def _iam(endpoint: str, params: dict[str, str]) -> str:
     return response.text
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    if not MOTO_SERVER.exists():
-        pytest.skip("run `make s3` first (.venv-s3 missing)")
+@contextmanager
+def running_s3_server(tmp: Path) -> Iterator[S3Server]:
+    """moto_server on a free loopback port with a signing user and a bucket, stopped after."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("s3") / "moto.log").open("wb")
+    log = (tmp / "moto.log").open("wb")
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_CALLS)}
     proc = subprocess.Popen(
         [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env

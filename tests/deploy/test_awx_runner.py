@@ -45,12 +45,11 @@ from tests.deploy.awx_model import (
     survey_answers,
 )
 
-# Fixtures shared with their suites, registered here under their own names.
+# The bundled MiniLM model, loaded once per session by document_ingest's fixture.
 from tests.modules.document_ingest.conftest import embedder as _embedder  # noqa: F401
 from tests.modules.document_ingest.ingest_support import Service
 from tests.modules.llm_benchmark.conftest import MOCKS, MockServer, _start, _stop, _wait
 from tests.s3_server import S3Server
-from tests.s3_server import s3_server as _s3_server  # noqa: F401
 
 MODEL = load_model()
 TEMPLATES = {jt["name"]: jt for jt in MODEL["awx_job_templates"]}
@@ -342,7 +341,9 @@ def test_benchmark_missing_its_slo_fails_after_publishing(
 
 
 @pytest.fixture(scope="module")
-def rag_service(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def rag_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     """The real RAG service (uvicorn on loopback, embedded Qdrant), with the API key the RAG
     credential carries."""
     import uvicorn
@@ -359,7 +360,11 @@ def rag_service(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, embedder=embedder), host="127.0.0.1", port=port)
+        uvicorn.Config(
+            create_app(settings, embedder=request.getfixturevalue("_embedder")),
+            host="127.0.0.1",
+            port=port,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
