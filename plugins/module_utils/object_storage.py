@@ -70,7 +70,7 @@ def local_files(src: str) -> list[tuple[str, str]]:
         for name in sorted(files):
             path = os.path.join(root, name)
             found.append((path, os.path.relpath(path, src).replace(os.sep, "/")))
-    return found
+    return sorted(found, key=lambda item: item[1])  # by key, as a bucket lists them
 
 
 def _hmac(key: bytes, msg: str) -> bytes:

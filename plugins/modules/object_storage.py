@@ -75,6 +75,7 @@ attributes:
     description: Reports which objects would be uploaded; nothing is written.
   diff_mode:
     support: none
+    description: No diff; RV(objects) says which objects were uploaded.
 requirements:
   - httpx
 notes:
