@@ -32,7 +32,7 @@ $(STAMP): requirements/lock.txt services/rag_pipeline/pyproject.toml services/ra
 # Side virtualenvs: stacks whose pins conflict with requirements/lock.txt (and with each other),
 # each .venv-NAME built from requirements/NAME.txt by scripts/make-side-venv.sh. Adding one =
 # its name in SIDE_VENVS, its check executable, its editable packages (if any) and a help line.
-SIDE_VENVS := infinity agents crew beeai mlflow mcp finetune llamastack
+SIDE_VENVS := infinity agents crew beeai mlflow mcp finetune llamastack s3
 SIDE_CHECK_infinity := infinity_emb
 SIDE_CHECK_agents := aistack-agents
 SIDE_EDIT_agents := services/agents
@@ -46,6 +46,7 @@ SIDE_EDIT_mcp := services/mcp_benchmark
 SIDE_CHECK_finetune := aistack-finetune
 SIDE_EDIT_finetune := services/finetune
 SIDE_CHECK_llamastack := llama
+SIDE_CHECK_s3 := moto_server
 # llama-stack 0.2.13 and later need Python 3.12: pyenv's 3.12 where there is one (its PATH shim
 # fails while another version is selected), else python3.12 on PATH.
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
@@ -71,6 +72,7 @@ mlflow: ## Separate venv for a local MLflow tracking server (tests: traces over 
 mcp: ## Separate venv for services/mcp_benchmark (the benchmark MCP server, MCP SDK) + its tests
 finetune: ## Separate venv for services/finetune (LoRA fine-tuning: torch CPU, transformers, peft) + its tests
 llamastack: ## Separate venv (Python 3.12) for a real Llama Stack server + client (tests/llama_stack)
+s3: ## Separate venv for a real S3 API server (moto_server; tests of the object-storage output)
 
 # They are independent and partly wait on downloads: build them side by side (2 cores: -j3).
 side-venvs: ## Every side venv, built in parallel

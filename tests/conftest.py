@@ -20,6 +20,7 @@ from tests import side_venv
 
 if TYPE_CHECKING:
     from tests.mlflow_server import MlflowServer
+    from tests.s3_server import S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -172,3 +173,15 @@ def mlflow_server() -> Iterator[MlflowServer]:
         yield server
     finally:
         stop(server.proc)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 API server (moto_server, signatures checked) with one bucket, for the whole
+    session (tests/s3_server.py); skipped without .venv-s3."""
+    from tests.s3_server import MOTO_SERVER, running_s3_server  # here: it imports this module
+
+    if not MOTO_SERVER.exists():
+        pytest.skip("run `make s3` first (.venv-s3 missing)")
+    with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server

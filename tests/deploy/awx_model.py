@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,29 @@ def survey_answers(
 
 
 def render_injectors(
-    credential_type: dict[str, Any], inputs: dict[str, Any]
+    credential_type: dict[str, Any], inputs: dict[str, Any], file_dir: Path | None = None
 ) -> dict[str, dict[str, str]]:
     """AWX renders each injector value as a Jinja template in a sandbox, with the inputs as its
-    context (awx/main/models/credential: CredentialType.inject_credential)."""
+    context (awx/main/models/credential: CredentialType.inject_credential). A ``file`` injector
+    is rendered first and written to a file of the job (in ``file_dir``, a new temporary
+    directory by default), whose path the other injectors read as ``tower.filename``."""
     env = ImmutableSandboxedEnvironment()
+    context: dict[str, Any] = dict(inputs)
     rendered: dict[str, dict[str, str]] = {}
+    files = credential_type.get("injectors", {}).get("file", {})
+    if files:
+        folder = file_dir or Path(tempfile.mkdtemp(prefix="awx-cred-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        rendered["file"] = {}
+        for key, template in files.items():
+            path = folder / f"{credential_type['name'].replace(' ', '-')}-{key}"
+            path.write_text(env.from_string(template).render(**context))
+            path.chmod(0o600)
+            rendered["file"][key] = str(path)
+        context["tower"] = {"filename": rendered["file"].get("template", "")}
     for section, values in credential_type.get("injectors", {}).items():
-        rendered[section] = {k: env.from_string(v).render(**inputs) for k, v in values.items()}
+        if section != "file":
+            rendered[section] = {k: env.from_string(v).render(**context) for k, v in values.items()}
     return rendered
 
 
@@ -113,5 +129,6 @@ def injected(
         type_name = model["awx_credential_kinds"][kind]["credential_type"]
         ctype = {"injectors": KUBERNETES_INJECTORS} if kind == "kubernetes" else by_name[type_name]
         for section, values in render_injectors(ctype, inputs[kind]).items():
-            out[section].update(values)
+            if section != "file":  # the file's path reaches the job through the other sections
+                out[section].update(values)
     return out

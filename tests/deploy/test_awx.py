@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import subprocess
 import sys
 from functools import cache
@@ -276,35 +277,117 @@ def test_benchmark_slo_answer_reaches_the_module_as_a_dict() -> None:
 # --- (c) credential types ---------------------------------------------------------------------
 
 
+def env_read_by_modules() -> set[str]:
+    """The environment variables the collection's modules fall back to (their argument specs)."""
+    names: set[str] = set()
+    for path in sorted((REPO / "plugins/modules").glob("*.py")):
+        names |= set(re.findall(r"env_fallback, \[([^\]]*)\]", path.read_text()))
+    return {n.strip().strip('"') for group in names for n in group.split(",") if n.strip()}
+
+
 @pytest.mark.parametrize("ctype", MODEL["awx_credential_types"], ids=lambda c: c["name"])
-def test_credential_type_injects_only_its_inputs_and_keeps_secrets(ctype: dict[str, Any]) -> None:
+def test_credential_type_injects_only_its_inputs_and_keeps_secrets(
+    ctype: dict[str, Any], tmp_path: Path
+) -> None:
     assert ctype["kind"] in {"cloud", "net"}
     fields = ctype["inputs"]["fields"]
     ids = {f["id"] for f in fields}
     assert len(ids) == len(fields)
     for field in fields:
         assert set(field) <= FIELD_KEYS and field["type"] in {"string", "boolean"}
-        if re.search(r"key|token|password|secret", field["id"]):
+        if re.search(r"key|token|password|secret", field["id"]) and field["id"] != "access_key":
             assert field.get("secret") is True, field["id"]
     assert set(ctype["inputs"].get("required", [])) <= ids
-    assert set(ctype["injectors"]) <= {"env", "extra_vars", "file"}
+    injectors = ctype["injectors"]
+    assert set(injectors) <= {"env", "extra_vars", "file"} and set(injectors) - {"file"}
     env = jinja2.Environment(autoescape=False)
     secret_ids = {f["id"] for f in fields if f.get("secret")}
-    for target, template in ctype["injectors"].get("extra_vars", {}).items():
+    # A file injector (AWX writes it for the job) is read through tower.filename only.
+    assert set(injectors.get("file", {})) <= {"template"}
+    for target, template in injectors.get("file", {}).items():
         used = jinja2.meta.find_undeclared_variables(env.parse(template))
-        assert used and used <= ids, (target, used)
+        assert used and used <= ids and not used & secret_ids, (target, used)
+    names = ids | ({"tower"} if "file" in injectors else set())
+    for target, template in injectors.get("extra_vars", {}).items():
+        used = jinja2.meta.find_undeclared_variables(env.parse(template))
+        assert used and used <= names, (target, used)
         # Injected into a setting the playbooks read; a secret only into a no_log setting.
         assert target in SPEC, target
         if used & secret_ids:
             assert SPEC[target].get("no_log") is True, target
-    # Rendered as AWX renders it, with and without the optional inputs.
+    # Injected into the environment: only variables a module reads (its secret options no_log).
+    for target, template in injectors.get("env", {}).items():
+        used = jinja2.meta.find_undeclared_variables(env.parse(template))
+        assert used and used <= ids and target in env_read_by_modules(), (target, used)
+    # Rendered as AWX renders it, with and without the optional inputs: every input reaches the
+    # job (a file's content through the file the setting names), nothing else does.
     full = {f["id"]: f"test-{f['id']}" for f in fields}
-    rendered = render_injectors(ctype, full)["extra_vars"]
-    assert set(rendered.values()) == set(full.values())
-    minimal = render_injectors(
-        ctype, {k: v for k, v in full.items() if k in ctype["inputs"]["required"]}
+    rendered = render_injectors(ctype, full, tmp_path / "full")
+    values = set(rendered.get("extra_vars", {}).values()) | set(rendered.get("env", {}).values())
+    files = {path: Path(path).read_text() for path in rendered.get("file", {}).values()}
+    assert values - set(files) | set(files.values()) == set(full.values())
+    required = {k: v for k, v in full.items() if k in ctype["inputs"]["required"]}
+    minimal = render_injectors(ctype, required, tmp_path / "minimal")
+    minimal_values = [*minimal.get("extra_vars", {}).values(), *minimal.get("env", {}).values()]
+    assert all(v in set(required.values()) | {""} for v in minimal_values), minimal
+
+
+def self_signed_ca() -> str:
+    """A real CA certificate (PEM), made here with cryptography."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aistack test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
     )
-    assert all(v in set(full.values()) | {""} for v in minimal["extra_vars"].values())
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_qdrant_ca_reaches_the_module_as_a_file(tmp_path: Path) -> None:
+    """The Qdrant credential's CA: AWX writes it to a file of the job, aistack_qdrant_ca_cert
+    names that file, and playbooks/collections.yml gives it to qdrant_collection (ca_cert), whose
+    connection verifies the server against it; without a CA the setting stays empty."""
+    ctype = next(ct for ct in MODEL["awx_credential_types"] if ct["name"] == "aistack Qdrant")
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    inputs = {"url": "https://qdrant.example.com:6333", "api_key": "k", "ca_cert": pem}
+    rendered = render_injectors(ctype, inputs, tmp_path)
+    ca_file = rendered["extra_vars"]["aistack_qdrant_ca_cert"]
+    assert ca_file == rendered["file"]["template"] and Path(ca_file).read_text() == pem
+    assert (
+        render_injectors(ctype, {"url": inputs["url"]}, tmp_path)["extra_vars"][
+            "aistack_qdrant_ca_cert"
+        ]
+        == ""
+    )
+    play = yaml.safe_load((REPO / "playbooks/collections.yml").read_text())[0]
+    module = next(t for t in play["tasks"] if "aistack.platform.qdrant_collection" in t)
+    assert module["aistack.platform.qdrant_collection"]["ca_cert"] == (
+        "{{ aistack_qdrant_ca_cert or omit }}"
+    )
+    from ansible_collections.aistack.platform.plugins.module_utils.qdrant import client_kwargs
+
+    # A real CA file: the client's TLS context trusts it (a bogus PEM is refused outright).
+    cert = tmp_path / "ca.pem"
+    cert.write_text(self_signed_ca())
+    kwargs = client_kwargs({"url": inputs["url"], "ca_cert": str(cert)})
+    assert kwargs["https"] is True and kwargs["verify"].get_ca_certs()
+    with pytest.raises(ssl.SSLError):
+        client_kwargs({"url": inputs["url"], "ca_cert": ca_file})
 
 
 def test_credential_kinds_name_registered_or_builtin_types() -> None:
@@ -469,6 +552,11 @@ def registrations(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, d
         "rag": {"endpoint": "http://rag.test", "api_key": "k"},
         "llm": {"base_url": "http://llm.test/v1", "api_key": "k"},
         "registry": {"host": "registry.test", "username": "u", "password": "p"},
+        "object_storage": {
+            "endpoint_url": "https://minio.test",
+            "access_key": "a",
+            "secret_key": "s",
+        },
     }
     extra = {
         "awx_project_scm_url": "https://git.test/aistack.git",

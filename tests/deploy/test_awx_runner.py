@@ -8,18 +8,26 @@ Render only runs with every survey default on single-node; Deploy stack (in rend
 inventories say apply, and no cluster is here) renders the data layer of catalyst-lab; Teardown
 (render mode) removes the data layer of the bundle Render only wrote; Run benchmark runs with
 every default against guidellm mock-server, and again with an SLO it must miss; Run agentic
-benchmark renders its Jobs alone (catalyst-lab, render mode) with survey answers. Not run here:
-Create collection and Ingest documents need a running RAG service (and Qdrant server), which
-tests/deploy/test_embedded_default.py covers through the same playbooks' modules.
+benchmark renders its Jobs alone (catalyst-lab, render mode) with survey answers; Create
+collection and Ingest documents run with every survey default against the embedded default's
+real RAG service (embedded Qdrant; in place of the Qdrant credential's server URL, which no
+server here answers, the collection goes into embedded Qdrant through aistack_qdrant_path).
 
 Every run writes under a temporary output directory (aistack_build_root, the user-chosen
-output location of a job) and never prints a credential's secret."""
+output location of a job; a PVC in AWX) and never prints a credential's secret. Deploy stack
+also pushes its bundle to Git and uploads it to S3-compatible object storage (a real S3 API,
+moto_server from .venv-s3, signatures checked), and the benchmark that misses its SLO uploads
+its reports there: the artifacts say where the files went."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +36,7 @@ import ansible_runner
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO
+from tests.conftest import BIN, REPO, free_port
 from tests.deploy.awx_model import (
     KUBERNETES_TEST_INPUTS,
     injected,
@@ -36,20 +44,34 @@ from tests.deploy.awx_model import (
     load_model,
     survey_answers,
 )
+
+# The bundled MiniLM model, loaded once per session by document_ingest's fixture.
+from tests.modules.document_ingest.conftest import embedder as _embedder  # noqa: F401
+from tests.modules.document_ingest.ingest_support import Service
 from tests.modules.llm_benchmark.conftest import MOCKS, MockServer, _start, _stop, _wait
+from tests.s3_server import S3Server
 
 MODEL = load_model()
 TEMPLATES = {jt["name"]: jt for jt in MODEL["awx_job_templates"]}
 INVENTORIES = {inv["name"]: inv for inv in MODEL["awx_inventories"]}
-SECRETS = ["test-bearer-token", "test-api-key"]
+SECRETS = ["test-bearer-token", "test-api-key", "test-secret-key"]
 
 
-def credential_inputs(llm_url: str = "http://127.0.0.1:9/v1") -> dict[str, dict[str, Any]]:
+def credential_inputs(
+    llm_url: str = "http://127.0.0.1:9/v1",
+    rag_url: str = "http://127.0.0.1:8088",
+    s3: S3Server | None = None,
+) -> dict[str, dict[str, Any]]:
     return {
         "kubernetes": KUBERNETES_TEST_INPUTS,
         "qdrant": {"url": "http://127.0.0.1:6333", "api_key": "test-api-key"},
-        "rag": {"endpoint": "http://127.0.0.1:8088", "api_key": "test-api-key"},
+        "rag": {"endpoint": rag_url, "api_key": "test-api-key"},
         "llm": {"base_url": llm_url, "api_key": "test-api-key"},
+        "object_storage": {
+            "endpoint_url": s3.endpoint if s3 else "http://127.0.0.1:9",
+            "access_key": s3.access_key if s3 else "test-access-key",
+            "secret_key": s3.secret_key if s3 else "test-secret-key",
+        },
     }
 
 
@@ -76,9 +98,13 @@ def launch(
     answers: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     inputs: dict[str, dict[str, Any]] | None = None,
+    credentials: list[str] | None = None,
 ) -> tuple[ansible_runner.Runner, str]:
+    """Launches a template; ``credentials`` replaces its default ones (ask_credential_on_launch)."""
     template = TEMPLATES[template_name]
-    creds = injected(MODEL, template["credentials"], inputs or credential_inputs())
+    kinds = template["credentials"] if credentials is None else credentials
+    assert credentials is None or template.get("ask_credential_on_launch")
+    creds = injected(MODEL, kinds, inputs or credential_inputs())
     extravars = {
         **template.get("extra_vars", {}),
         **creds["extra_vars"],
@@ -100,7 +126,8 @@ def launch(
         timeout=300,
     )
     stdout = runner.stdout.read()
-    for secret in SECRETS:
+    secrets = SECRETS + [v["secret_key"] for v in [(inputs or {}).get("object_storage", {})] if v]
+    for secret in secrets:
         assert secret not in stdout, f"{template_name}: a credential secret is in the job output"
     return runner, stdout
 
@@ -152,17 +179,23 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-def test_deploy_stack_in_render_mode_pushes_the_bundle_to_git(
-    awx_inventories: dict[str, Path], tmp_path: Path
+def test_deploy_stack_in_render_mode_pushes_the_bundle_to_git_and_object_storage(
+    awx_inventories: dict[str, Path], tmp_path: Path, s3_server: S3Server
 ) -> None:
     out, remote = tmp_path / "out", tmp_path / "bundles.git"
     git("init", "-q", "--bare", str(remote))
+    s3_url = f"s3://{s3_server.bucket}/lab/"
     runner, stdout = launch(
         "aistack - Deploy stack",
         tmp_path,
         awx_inventories["aistack catalyst-lab"],
-        answers={"aistack_deploy_only": "data", "aistack_bundle_git_url": remote.as_uri()},
+        answers={
+            "aistack_deploy_only": "data",
+            "aistack_bundle_git_url": remote.as_uri(),
+            "aistack_output_s3_url": s3_url,
+        },
         extra={"aistack_deploy_mode": "render", "aistack_build_root": str(out)},
+        inputs=credential_inputs(s3=s3_server),
     )
     assert runner.status == "successful", stdout[-4000:]
     # The bundle outlives the job: it is on the branch the artifacts name, at the commit they name.
@@ -172,6 +205,13 @@ def test_deploy_stack_in_render_mode_pushes_the_bundle_to_git(
     files = git("-C", str(remote), "ls-tree", "-r", "--name-only", pushed["branch"]).splitlines()
     local = sorted(str(p.relative_to(out)) for p in (out / "inventory").rglob("*") if p.is_file())
     assert sorted(files) == local
+    # The same files in the bucket, under the prefix and the bundle's path; the artifacts say so.
+    uploaded = artifacts(runner)["bundle_s3"]
+    assert uploaded["url"] == s3_url and uploaded["endpoint_url"] == s3_server.endpoint
+    assert uploaded["paths"] == [f"s3://{s3_server.bucket}/lab/inventory"]
+    assert uploaded["objects"] == uploaded["uploaded"] == len(local)
+    assert s3_server.keys("lab/") == sorted(f"lab/{name}" for name in local)
+    assert s3_server.get(f"lab/{local[0]}") == (out / local[0]).read_bytes()
     catalogue = yaml.safe_load((REPO / "playbooks/vars/architectures.yml").read_text())
     expected = [
         name
@@ -268,7 +308,7 @@ def test_benchmark_with_every_survey_default_publishes_its_verdict(
 
 
 def test_benchmark_missing_its_slo_fails_after_publishing(
-    llm: MockServer, awx_inventories: dict[str, Path], tmp_path: Path
+    llm: MockServer, awx_inventories: dict[str, Path], tmp_path: Path, s3_server: S3Server
 ) -> None:
     runner, stdout = launch(
         "aistack - Run benchmark",
@@ -277,12 +317,116 @@ def test_benchmark_missing_its_slo_fails_after_publishing(
         answers={
             "aistack_benchmark_slo": "min_requests_per_second=1000000",
             "aistack_benchmark_max_requests": 20,
+            "aistack_output_s3_url": f"s3://{s3_server.bucket}/runs",
         },
         extra={"aistack_build_root": str(tmp_path / "out")},
-        inputs=credential_inputs(llm.url + "/v1"),
+        inputs=credential_inputs(llm.url + "/v1", s3=s3_server),
     )
     # The job fails (the workflow takes its failure branch) with the verdict in its artifacts.
     assert runner.status == "failed"
     assert "SLO missed" in stdout
     summary = artifacts(runner)["benchmark_summary"]
     assert summary["slo_passed"] is False and summary["slo_violations"]
+    # The reports outlive the job: in the bucket, where the artifacts say, byte for byte.
+    report = Path(summary["report_html"])
+    stored = summary["report_s3"]
+    assert stored["url"] == f"s3://{s3_server.bucket}/runs/benchmarks/{report.parent.name}"
+    assert stored["endpoint_url"] == s3_server.endpoint
+    key = f"runs/benchmarks/{report.parent.name}/{report.name}"
+    assert key in stored["objects"] and sorted(stored["objects"]) == s3_server.keys("runs/")
+    assert s3_server.get(key) == report.read_bytes()
+
+
+# --- Create collection and Ingest documents, against the embedded default's RAG service ------
+
+
+@pytest.fixture(scope="module")
+def rag_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """The real RAG service (uvicorn on loopback, embedded Qdrant), with the API key the RAG
+    credential carries."""
+    import uvicorn
+
+    from rag_pipeline.main import create_app
+    from rag_pipeline.settings import Settings
+
+    path = tmp_path_factory.mktemp("rag") / "qdrant"
+    settings = Settings(
+        qdrant_path=str(path),
+        embedding_backend="local",
+        api_key="test-api-key",
+        log_level="WARNING",
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, embedder=request.getfixturevalue("_embedder")),
+            host="127.0.0.1",
+            port=port,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "RAG service did not start"
+        time.sleep(0.05)
+    service = Service(f"http://127.0.0.1:{port}", path, server, thread)
+    yield service
+    service.stop()
+
+
+def rag_get(service: Service, path: str) -> Any:
+    request = urllib.request.Request(
+        service.url + path, headers={"Authorization": "Bearer test-api-key"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def test_create_collection_with_every_survey_default(
+    rag_service: Service, awx_inventories: dict[str, Path], tmp_path: Path
+) -> None:
+    qdrant = tmp_path / "qdrant"
+    runner, stdout = launch(
+        "aistack - Create collection",
+        tmp_path,
+        awx_inventories["aistack single-node"],
+        # No Qdrant server here: launched with the RAG credential only, and embedded Qdrant in
+        # place of the Qdrant credential's URL (its injection: tests/deploy/test_awx.py).
+        extra={"aistack_qdrant_path": str(qdrant)},
+        inputs=credential_inputs(rag_url=rag_service.url),
+        credentials=["rag"],
+    )
+    assert runner.status == "successful", stdout[-4000:]
+    # The survey's collection, in the layout the service reports for its embedding model.
+    layout = rag_get(rag_service, "/collection-layout")
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(qdrant))
+    try:
+        vectors = client.get_collection("aistack-docs").config.params.vectors
+    finally:
+        client.close()
+    expected = layout["vectors"]
+    assert isinstance(vectors, dict) and set(vectors) == set(expected)
+    for name, spec in expected.items():
+        assert vectors[name].size == spec["size"]
+    assert "aistack-docs: " in stdout
+
+
+def test_ingest_documents_with_every_survey_default(
+    rag_service: Service, awx_inventories: dict[str, Path], tmp_path: Path
+) -> None:
+    runner, stdout = launch(
+        "aistack - Ingest documents",
+        tmp_path,
+        awx_inventories["aistack single-node"],
+        inputs=credential_inputs(rag_url=rag_service.url),
+    )
+    assert runner.status == "successful", stdout[-4000:]
+    # The project's samples (the default paths, from the project checkout) are in the service.
+    samples = sorted(p for p in (REPO / "services/rag_pipeline/samples").iterdir() if p.is_file())
+    assert f"{len(samples)} ingested, 0 updated" in " ".join(stdout.split())
+    assert "aistack-docs" in json.dumps(rag_get(rag_service, "/collections"))
