@@ -38,9 +38,10 @@ def render(call: str) -> Any:
         trim_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    # The two Ansible filters the macros use. (Importing Ansible's filter plugins in the test
+    # The Ansible filters the macros use. (Importing Ansible's filter plugins in the test
     # process would patch sys.intern, after which torch cannot be imported: see conftest.)
     env.filters["to_json"] = json.dumps
+    env.filters["from_json"] = json.loads
     env.filters["combine"] = lambda base, *more: {k: v for d in (base, *more) for k, v in d.items()}
     text = env.from_string("{% import 'aistack_k8s.j2' as k8s %}" + call).render(
         labels=LABELS, selector=SELECTOR
