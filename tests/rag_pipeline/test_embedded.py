@@ -6,18 +6,22 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
 from rag_pipeline.embedded import (
+    ChunkingConfigError,
     CollectionNotFoundError,
     EmbeddedPipeline,
     InvalidInputError,
     LayoutMismatchError,
+    ReindexConflictError,
     SettingsError,
     StoreUnavailableError,
 )
 from rag_pipeline.embeddings import LocalEmbedder
+from tests.rag_pipeline.test_reindex import NEW, OLD, drop_originals, seed_docs
 
 DOCS: list[dict[str, Any]] = [
     {"document_id": "a.md", "text": "Longhorn replicates block volumes.", "metadata": {"t": 1}},
@@ -141,3 +145,42 @@ def test_environment_is_not_read(
 def test_locked_storage_is_store_unavailable(tmp_path: Path, rag: EmbeddedPipeline) -> None:
     with pytest.raises(StoreUnavailableError, match="already accessed by another instance"):
         EmbeddedPipeline(qdrant_path=str(tmp_path / "qdrant"))
+
+
+def test_reindex_rebuilds_from_the_originals(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    """reindex(): as POST /collections/{name}/reindex, waited for; the originals re-cut with
+    the new chunker into a new physical collection that replaces the old one."""
+    path = str(tmp_path / "qdrant")
+    docs = [d.model_dump() for d in seed_docs()[1:4]]  # 2, 3 and 1 sentences (embedding is slow)
+    with EmbeddedPipeline(qdrant_path=path, **OLD) as old:
+        old.ingest(docs, "kb")
+        listed = old.list_documents("kb") or {}
+    with EmbeddedPipeline(qdrant_path=path, **NEW) as rag:
+        with pytest.raises(ChunkingConfigError, match="re-index it"):
+            rag.ingest([DOCS[1]], "kb")  # the new chunker is refused until re-indexed
+        client: Any = rag._pipeline.store.client  # type: ignore[attr-defined]
+        before = {c.name for c in client.get_collections().collections}
+        job = rag.reindex("kb")
+        json.dumps(job)  # plain values
+        assert job["state"] == "succeeded" and job["error"] is None, job
+        assert job["documents_done"] == job["documents_total"] == len(docs)
+        assert job["chunker"]["size"] == NEW["chunk_size"]
+        after = {c.name for c in client.get_collections().collections}
+        assert len(after) == len(before) and after != before  # the old build is dropped
+        relisted = rag.list_documents("kb") or {}
+        assert {d: v["content_hash"] for d, v in relisted.items()} == {
+            d: v["content_hash"] for d, v in listed.items()
+        }
+        # Two sentences per chunk now, one before.
+        assert [relisted[d]["chunks"] for d in sorted(relisted)] == [
+            (listed[d]["chunks"] + 1) // 2 for d in sorted(listed)
+        ]
+        assert [r["status"] for r in rag.ingest([DOCS[1]], "kb")] == ["created"]
+        with pytest.raises(CollectionNotFoundError):
+            rag.reindex("missing")
+        with pytest.raises(InvalidInputError, match="invalid collection name"):
+            rag.reindex("no spaces")
+        drop_originals(rag._pipeline, "kb", ["d02"])
+        with pytest.raises(ReindexConflictError, match=r"1 document\(s\) \('d02'\)"):
+            rag.reindex("kb")
+        assert rag.list_documents("kb") == {**relisted, "b.md": ANY}  # nothing changed

@@ -207,3 +207,37 @@ def test_a_streamed_query_is_timed_to_its_last_byte(
     match = re.search(r'rag_http_request_duration_seconds_sum\{route="/query"\} (\S+)', metrics)
     assert match is not None, metrics
     assert float(match.group(1)) >= DEADLINE_S
+
+
+def test_a_stream_under_way_at_sigterm_ends_with_its_done_event(
+    make_pipeline: Callable[..., Any], bad_llm_url: str
+) -> None:
+    """sse-starlette cuts the open streams when the server is told to exit (its SIGTERM hook
+    sets AppStatus.should_exit); ours finish (the LLM deadline bounds them), so an answer
+    being streamed during a rolling update still ends with its ``done`` event."""
+    import httpx
+    from sse_starlette.sse import AppStatus
+
+    from rag_pipeline.main import create_app
+    from tests.rag_pipeline.conftest import API_KEY, AUTH, serve
+
+    pipeline = make_pipeline(
+        api_key=API_KEY, llm_url=bad_llm_url, llm_model="trickle", llm_timeout_s=DEADLINE_S
+    )
+    with (
+        serve(create_app(pipeline=pipeline)) as url,
+        httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
+    ):
+        client.post("/ingest", json=DOC).raise_for_status()
+        body = {"query": "share a GPU?", "stream": True}
+        try:
+            with client.stream("POST", "/query", json=body) as r:
+                assert r.headers["cache-control"] == "no-store"  # no proxy keeps a copy
+                lines = r.iter_lines()
+                assert next(lines) == "event: sources"
+                AppStatus.should_exit = True  # what uvicorn's SIGTERM handler now does
+                rest = list(lines)
+        finally:
+            AppStatus.should_exit = False
+    assert "event: done" in rest, "\n".join(rest)
+    assert '"fallback_reason": "deadline"' in rest[-2], rest

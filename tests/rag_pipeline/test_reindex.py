@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -112,6 +114,45 @@ def physical(pipeline: Pipeline, name: str) -> list[str]:
     )
 
 
+@dataclass
+class Served:
+    """A collection of DOCS documents ingested with the OLD chunker, served over HTTP by a
+    pipeline with the chunker under test and an embedder of its own to hold or fail."""
+
+    name: str
+    where: dict[str, Any]  # the store settings, to open it again
+    pipeline: Pipeline
+    embedder: FailingEmbedder
+    client: httpx.Client
+    url: str
+    before: list[str]  # the physical collections before any re-index
+
+
+@pytest.fixture
+def served(
+    make: Callable[..., Pipeline],
+    embedder: LocalEmbedder,
+    store: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Any,
+) -> Iterator[Callable[..., Served]]:
+    """``served(chunker, fail_at=0, **settings)``: seed the test's collection in ``store``
+    and serve it with a pipeline of ``chunker`` whose embedder fails its ``fail_at``-th
+    embedding (0: never)."""
+    with ExitStack() as stack:
+
+        def _start(chunker: dict[str, int], fail_at: int = 0, **settings: Any) -> Served:
+            where, name = seed(make, store, request, str(tmp_path))
+            held = FailingEmbedder(embedder, fail_at=fail_at)
+            pipeline = make(held, **where, **chunker, **settings)
+            before = physical(pipeline, name)
+            url = stack.enter_context(serve(create_app(pipeline=pipeline)))
+            client = stack.enter_context(httpx.Client(base_url=url, headers=AUTH, timeout=60))
+            return Served(name, where, pipeline, held, client, url, before)
+
+        yield _start
+
+
 def documents(client: httpx.Client, name: str) -> dict[str, str]:
     r = client.get("/documents", params={"collection": name})
     assert r.status_code == 200, r.text
@@ -132,18 +173,10 @@ def follow(client: httpx.Client, name: str, timeout: float = 120) -> dict[str, A
 
 @pytest.mark.slow
 @pytest.mark.parametrize("store", STORES)
-def test_reindex_switches_while_queries_answer(
-    make: Callable[..., Pipeline],
-    embedder: LocalEmbedder,
-    store: str,
-    request: pytest.FixtureRequest,
-    tmp_path: Any,
-) -> None:
-    where, name = seed(make, store, request, str(tmp_path))
-    held = FailingEmbedder(embedder)
+def test_reindex_switches_while_queries_answer(served: Callable[..., Served]) -> None:
+    s = served(NEW, reindex_batch_documents=3)
+    name, pipeline, held, client, before = s.name, s.pipeline, s.embedder, s.client, s.before
     held.pause = 0.3  # 4 pages: queries run through the whole build and the switch
-    pipeline = make(held, **where, **NEW, reindex_batch_documents=3)
-    before = physical(pipeline, name)
     answers: list[tuple[int, int]] = []
     stop = threading.Event()
 
@@ -154,126 +187,107 @@ def test_reindex_switches_while_queries_answer(
                 r = c.post("/query", json=body)
                 answers.append((r.status_code, len(r.json().get("sources", []))))
 
-    with (
-        serve(create_app(pipeline=pipeline)) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
-    ):
-        listed = documents(client, name)
-        # The new chunker is refused for writes until the collection is re-indexed.
-        r = client.post("/ingest", json={"text": "late text.", "collection": name})
-        assert r.status_code == 409 and "reindex" in r.json()["detail"], r.text
-        querier = threading.Thread(target=ask, args=(url,))
-        querier.start()
-        try:
-            r = client.post(f"/collections/{name}/reindex")
-            assert r.status_code == 202, r.text
-            assert r.json()["state"] == "running" and r.json()["documents_total"] == DOCS
-            assert r.headers["location"] == f"/collections/{name}/reindex"
-            job = follow(client, name)
-        finally:
-            stop.set()
-            querier.join(30)
-        assert job["state"] == "succeeded", job
-        assert job["documents_done"] == DOCS and job["error"] is None
-        assert job["chunker"]["size"] == NEW["chunk_size"]
-        # Every query during the re-index answered, from the old build or the new one.
-        assert len(answers) >= 3 and all(a == (200, 3) for a in answers), answers[:10]
-        # Same documents, same versions; cut with the new chunker: two sentences per chunk.
-        assert documents(client, name) == listed
-        chunks = {c["name"]: c["chunks"] for c in client.get("/collections").json()["collections"]}
-        assert chunks[name] == sum((1 + i % 3 + 1) // 2 for i in range(DOCS))
-        assert not [n for n in chunks if "." in n]
-        top = client.post(
-            "/query", json={"query": "m7c1", "collection": name, "generate": False}
-        ).json()
-        assert top["sources"][0]["document_id"] == "d07"
-        # One physical collection, not the old one: the old build is dropped.
-        after = physical(pipeline, name)
-        assert after != before and len(after) == len(before), (before, after)
-        # Writes with the new chunker now go in; a second re-index moves the name again.
-        r = client.post("/ingest", json={"text": "late text.", "collection": name})
-        assert r.status_code == 200 and r.json()["status"] == "created", r.text
-        held.pause = 0.0
-        # Writes while it builds reach the old collection and are brought over at the switch.
-        held.hold.clear()
-        held.entered.clear()
-        assert client.post(f"/collections/{name}/reindex").status_code == 202
-        assert held.entered.wait(30)
-        new = {"text": "during text.", "document_id": "during", "collection": name}
-        assert client.post("/ingest", json=new).json()["status"] == "created"
-        changed = {"text": "changed m2c0 text.", "document_id": "d02", "collection": name}
-        assert client.post("/ingest", json=changed).json()["status"] == "updated"
-        assert client.delete("/documents/d01", params={"collection": name}).status_code == 200
-        expected = documents(client, name)
-        held.hold.set()
+    listed = documents(client, name)
+    # The new chunker is refused for writes until the collection is re-indexed.
+    r = client.post("/ingest", json={"text": "late text.", "collection": name})
+    assert r.status_code == 409 and "reindex" in r.json()["detail"], r.text
+    querier = threading.Thread(target=ask, args=(s.url,))
+    querier.start()
+    try:
+        r = client.post(f"/collections/{name}/reindex")
+        assert r.status_code == 202, r.text
+        assert r.json()["state"] == "running" and r.json()["documents_total"] == DOCS
+        assert r.headers["location"] == f"/collections/{name}/reindex"
         job = follow(client, name)
-        assert job["state"] == "succeeded" and job["documents_done"] == DOCS + 1, job
-        assert documents(client, name) == expected
-        top = client.post("/query", json={"query": "changed m2c0", "collection": name}).json()
-        assert top["sources"][0]["document_id"] == "d02"
-        assert "m2c0" in top["sources"][0]["text"] and "changed" in top["sources"][0]["text"]
-        assert len(physical(pipeline, name)) == len(before) and physical(pipeline, name) != after
-        metrics = client.get("/metrics").text
-        assert 'rag_reindex_jobs_total{state="succeeded"} 2.0' in metrics
+    finally:
+        stop.set()
+        querier.join(30)
+    assert job["state"] == "succeeded", job
+    assert job["documents_done"] == DOCS and job["error"] is None
+    assert job["chunker"]["size"] == NEW["chunk_size"]
+    # Every query during the re-index answered, from the old build or the new one.
+    assert len(answers) >= 3 and all(a == (200, 3) for a in answers), answers[:10]
+    # Same documents, same versions; cut with the new chunker: two sentences per chunk.
+    assert documents(client, name) == listed
+    chunks = {c["name"]: c["chunks"] for c in client.get("/collections").json()["collections"]}
+    assert chunks[name] == sum((1 + i % 3 + 1) // 2 for i in range(DOCS))
+    assert not [n for n in chunks if "." in n]
+    top = client.post(
+        "/query", json={"query": "m7c1", "collection": name, "generate": False}
+    ).json()
+    assert top["sources"][0]["document_id"] == "d07"
+    # One physical collection, not the old one: the old build is dropped.
+    after = physical(pipeline, name)
+    assert after != before and len(after) == len(before), (before, after)
+    # Writes with the new chunker now go in; a second re-index moves the name again.
+    r = client.post("/ingest", json={"text": "late text.", "collection": name})
+    assert r.status_code == 200 and r.json()["status"] == "created", r.text
+    held.pause = 0.0
+    # Writes while it builds reach the old collection and are brought over at the switch.
+    held.hold.clear()
+    held.entered.clear()
+    assert client.post(f"/collections/{name}/reindex").status_code == 202
+    assert held.entered.wait(30)
+    new = {"text": "during text.", "document_id": "during", "collection": name}
+    assert client.post("/ingest", json=new).json()["status"] == "created"
+    changed = {"text": "changed m2c0 text.", "document_id": "d02", "collection": name}
+    assert client.post("/ingest", json=changed).json()["status"] == "updated"
+    assert client.delete("/documents/d01", params={"collection": name}).status_code == 200
+    expected = documents(client, name)
+    held.hold.set()
+    job = follow(client, name)
+    assert job["state"] == "succeeded" and job["documents_done"] == DOCS + 1, job
+    assert documents(client, name) == expected
+    top = client.post("/query", json={"query": "changed m2c0", "collection": name}).json()
+    assert top["sources"][0]["document_id"] == "d02"
+    assert "m2c0" in top["sources"][0]["text"] and "changed" in top["sources"][0]["text"]
+    assert len(physical(pipeline, name)) == len(before) and physical(pipeline, name) != after
+    metrics = client.get("/metrics").text
+    assert 'rag_reindex_jobs_total{state="succeeded"} 2.0' in metrics
 
 
 @pytest.mark.parametrize("store", STORES)
 def test_reindex_failure_midway_leaves_the_old_collection(
-    make: Callable[..., Pipeline],
-    embedder: LocalEmbedder,
-    store: str,
-    request: pytest.FixtureRequest,
-    tmp_path: Any,
+    served: Callable[..., Served], embedder: LocalEmbedder
 ) -> None:
-    where, name = seed(make, store, request, str(tmp_path))
-    failing = FailingEmbedder(embedder, fail_at=3)
-    pipeline = make(failing, **where, **NEW, reindex_batch_documents=4)
-    before = physical(pipeline, name)
-    with (
-        serve(create_app(pipeline=pipeline)) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
-    ):
-        query = {"query": "common m3c1", "collection": name, "generate": False}
-        answer = client.post("/query", json=query).json()["sources"]
-        listed = documents(client, name)
-        r = client.post(f"/collections/{name}/reindex", params={"wait": 60})
-        job = r.json()
-        assert r.status_code == 200 and job["state"] == "failed", job
-        assert "injected failure" in job["error"] and job["documents_done"] == 8, job
-        # The old collection serves on, unchanged; the build is gone.
-        assert client.post("/query", json=query).json()["sources"] == answer
-        assert documents(client, name) == listed
-        assert physical(pipeline, name) == before
-        assert (pipeline.store.get_chunker(name) or {})["size"] == OLD["chunk_size"]
-        assert 'rag_reindex_jobs_total{state="failed"} 1.0' in client.get("/metrics").text
-        # A build left by a process killed mid-job: hidden, and dropped by the next re-index.
-        chunker = pipeline.chunker()[1].as_dict()
-        leftover = pipeline.store.create_staging(name, embedder.dimension, chunker)
-        listed_names = [c["name"] for c in client.get("/collections").json()["collections"]]
-        assert name in listed_names and leftover not in listed_names
-        assert pipeline.store.leftover_staging(name) == [leftover]
-        # Fixed, it goes through.
-        failing.fail_at = 0
-        r = client.post(f"/collections/{name}/reindex", params={"wait": 60})
-        assert r.json()["state"] == "succeeded", r.text
-        assert documents(client, name) == listed
-        after = physical(pipeline, name)
-        assert len(after) == len(before) and not [p for p in after if leftover in p], after
+    s = served(NEW, fail_at=3, reindex_batch_documents=4)
+    name, pipeline, failing, client, before = s.name, s.pipeline, s.embedder, s.client, s.before
+    query = {"query": "common m3c1", "collection": name, "generate": False}
+    answer = client.post("/query", json=query).json()["sources"]
+    listed = documents(client, name)
+    r = client.post(f"/collections/{name}/reindex", params={"wait": 60})
+    job = r.json()
+    assert r.status_code == 200 and job["state"] == "failed", job
+    assert "injected failure" in job["error"] and job["documents_done"] == 8, job
+    # The old collection serves on, unchanged; the build is gone.
+    assert client.post("/query", json=query).json()["sources"] == answer
+    assert documents(client, name) == listed
+    assert physical(pipeline, name) == before
+    assert (pipeline.store.get_chunker(name) or {})["size"] == OLD["chunk_size"]
+    assert 'rag_reindex_jobs_total{state="failed"} 1.0' in client.get("/metrics").text
+    # A build left by a process killed mid-job: hidden, and dropped by the next re-index.
+    chunker = pipeline.chunker()[1].as_dict()
+    leftover = pipeline.store.create_staging(name, embedder.dimension, chunker)
+    listed_names = [c["name"] for c in client.get("/collections").json()["collections"]]
+    assert name in listed_names and leftover not in listed_names
+    assert pipeline.store.leftover_staging(name) == [leftover]
+    # Fixed, it goes through.
+    failing.fail_at = 0
+    r = client.post(f"/collections/{name}/reindex", params={"wait": 60})
+    assert r.json()["state"] == "succeeded", r.text
+    assert documents(client, name) == listed
+    after = physical(pipeline, name)
+    assert len(after) == len(before) and not [p for p in after if leftover in p], after
 
 
 @pytest.mark.parametrize("store", STORES)
 def test_reindex_refusals_and_the_0_3_0_layout(
-    make: Callable[..., Pipeline],
-    embedder: LocalEmbedder,
-    store: str,
-    request: pytest.FixtureRequest,
-    tmp_path: Any,
+    served: Callable[..., Served], make: Callable[..., Pipeline], store: str
 ) -> None:
     """404 unknown; 409 while one runs; a collection of the 0.3.0 layout (no chunker
     recorded) upgraded; 409 with guidance when documents have no kept original."""
-    where, name = seed(make, store, request, str(tmp_path))
-    held = FailingEmbedder(embedder)
-    pipeline = make(held, **where, **OLD)
+    s = served(OLD)
+    name, where, pipeline, held, client = s.name, s.where, s.pipeline, s.embedder, s.client
     # The 0.3.0 layout: chunks, and no chunker recorded with the collection.
     if store == "pgvector":
         from psycopg import connect
@@ -285,39 +299,35 @@ def test_reindex_refusals_and_the_0_3_0_layout(
 
         pipeline.store.client.update_collection(name, metadata={CHUNKER_KEY: None})  # type: ignore[attr-defined]
     assert pipeline.store.get_chunker(name) is None
-    with (
-        serve(create_app(pipeline=pipeline)) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as client,
-    ):
-        assert client.post("/collections/nothing-here/reindex").status_code == 404
-        assert client.get(f"/collections/{name}/reindex").status_code == 404
-        r = client.post("/ingest", json={"text": "late text.", "collection": name})
-        assert r.status_code == 409 and "0.3.0" in r.json()["detail"], r.text
-        held.hold.clear()  # the job waits in its first embedding
-        assert client.post(f"/collections/{name}/reindex").status_code == 202
-        r = client.post(f"/collections/{name}/reindex")
-        assert r.status_code == 409 and "is being re-indexed" in r.json()["detail"], r.text
-        if store == "pgvector":  # another replica on the same database is refused too
-            with pytest.raises(ReindexConflictError, match="another process"):
-                make(**where, **OLD).start_reindex(name)
-        held.hold.set()
-        assert follow(client, name)["state"] == "succeeded"
-        assert pipeline.store.get_chunker(name) == pipeline.chunker()[1].as_dict()
-        r = client.post("/ingest", json={"text": "late text.", "collection": name})
-        assert r.status_code == 200, r.text
-        # Documents from before 0.5.0 kept no original: refused, saying what to do.
-        drop_originals(pipeline, name, ["d03", "d05"])
-        r = client.post(f"/collections/{name}/reindex")
-        detail = r.json()["detail"]
-        assert r.status_code == 409 and "2 document(s) ('d03', 'd05')" in detail, r.text
-        assert "Ingest them again as they are" in detail
-        # Ingested again as they are, they are written once more, their originals kept.
-        again = [d.model_dump() for d in seed_docs() if d.document_id in ("d03", "d05", "d06")]
-        r = client.post("/ingest/batch", json={"documents": again, "collection": name})
-        statuses = [x["status"] for x in r.json()["results"]]
-        assert statuses == ["updated", "updated", "unchanged"], r.text
-        r = client.post(f"/collections/{name}/reindex", params={"wait": 60})
-        assert r.json()["state"] == "succeeded", r.text
+    assert client.post("/collections/nothing-here/reindex").status_code == 404
+    assert client.get(f"/collections/{name}/reindex").status_code == 404
+    r = client.post("/ingest", json={"text": "late text.", "collection": name})
+    assert r.status_code == 409 and "0.3.0" in r.json()["detail"], r.text
+    held.hold.clear()  # the job waits in its first embedding
+    assert client.post(f"/collections/{name}/reindex").status_code == 202
+    r = client.post(f"/collections/{name}/reindex")
+    assert r.status_code == 409 and "is being re-indexed" in r.json()["detail"], r.text
+    if store == "pgvector":  # another replica on the same database is refused too
+        with pytest.raises(ReindexConflictError, match="another process"):
+            make(**where, **OLD).start_reindex(name)
+    held.hold.set()
+    assert follow(client, name)["state"] == "succeeded"
+    assert pipeline.store.get_chunker(name) == pipeline.chunker()[1].as_dict()
+    r = client.post("/ingest", json={"text": "late text.", "collection": name})
+    assert r.status_code == 200, r.text
+    # Documents from before 0.5.0 kept no original: refused, saying what to do.
+    drop_originals(pipeline, name, ["d03", "d05"])
+    r = client.post(f"/collections/{name}/reindex")
+    detail = r.json()["detail"]
+    assert r.status_code == 409 and "2 document(s) ('d03', 'd05')" in detail, r.text
+    assert "Ingest them again as they are" in detail
+    # Ingested again as they are, they are written once more, their originals kept.
+    again = [d.model_dump() for d in seed_docs() if d.document_id in ("d03", "d05", "d06")]
+    r = client.post("/ingest/batch", json={"documents": again, "collection": name})
+    statuses = [x["status"] for x in r.json()["results"]]
+    assert statuses == ["updated", "updated", "unchanged"], r.text
+    r = client.post(f"/collections/{name}/reindex", params={"wait": 60})
+    assert r.json()["state"] == "succeeded", r.text
 
 
 def drop_originals(pipeline: Pipeline, name: str, ids: list[str]) -> None:

@@ -109,7 +109,7 @@ CASES = {
             "pinned tag",
         ],
     ),
-    "stateless scaling: min above max, a PDB that blocks drains, RWO with many replicas": (
+    "stateless scaling: min above max, a PDB that blocks drains": (
         {
             "rag_pipeline_autoscaling": {
                 "enabled": True,
@@ -122,7 +122,6 @@ CASES = {
         [
             "rag_pipeline_autoscaling.min_replicas must be >= 1 and <= max_replicas, got 3 and 2",
             "rag_pipeline_autoscaling.cpu_target_percent must be between 1 and 100, got 0",
-            "more than one replica (2) needs rag_pipeline_storage_access_mode ReadWriteMany",
             "rag_pipeline_pdb_min_available 3 must be below the fewest replicas (3), or no node "
             "could ever be drained",
         ],

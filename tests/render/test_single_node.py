@@ -344,9 +344,9 @@ def test_rag_pipeline_workload(bundle: Bundle) -> None:
     )
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     assert main["securityContext"]["allowPrivilegeEscalation"] is False
-    assert {"name": "documents", "mountPath": "/data/documents"} in main["volumeMounts"]
-    pvc = bundle.get("PersistentVolumeClaim", "rag-pipeline-documents", "rag_pipeline")
-    assert pvc["spec"]["storageClassName"] == "longhorn"
+    # No volume but /tmp: originals and chunks live in the vector store.
+    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/tmp"]
+    assert [v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]] == ["tmp"]
     service = bundle.get("Service", "rag-pipeline", "rag_pipeline")
     assert [p["port"] for p in service["spec"]["ports"]] == [8000]
 
@@ -657,7 +657,6 @@ def test_every_pvc_uses_longhorn_read_write_once(bundle: Bundle) -> None:
         "finetune-output",
         "guidellm-results",
         "ollama-data",
-        "rag-pipeline-documents",
     ]
     for pvc in pvcs:
         assert pvc["spec"]["storageClassName"] == "longhorn", pvc["metadata"]["name"]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag_pipeline.generation import GenerationError, build_messages, extractive_answer
 from rag_pipeline.models import COLLECTION_PATTERN, QueryRequest, Source
-from rag_pipeline.pipeline import Pipeline, Timer
+from rag_pipeline.pipeline import SSE, Pipeline, Timer
 
 MODEL_PREFIX = "rag:"
 
@@ -209,7 +209,7 @@ class ChatAnswer:
             **extra,
         }
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> SSE:
         body = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -218,9 +218,9 @@ class ChatAnswer:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             **extra,
         }
-        return f"data: {json.dumps(body)}\n\n"
+        return {"data": json.dumps(body)}
 
-    def chunks(self) -> Iterator[str]:
+    def chunks(self) -> Iterator[SSE]:
         """Server-sent events as OpenAI streams them: a first chunk with the role and the
         structured ``sources``, the answer's pieces as the LLM sends them, the numbered
         source list, a last chunk with ``finish_reason`` and ``rag`` (answer mode, errors,
@@ -259,4 +259,4 @@ class ChatAnswer:
         rag = self.extra()["rag"]
         self.pipeline.metrics.observe_stages("chat", rag["latency_ms"])
         yield self._chunk({}, "stop", rag=rag)
-        yield "data: [DONE]\n\n"
+        yield {"data": "[DONE]"}

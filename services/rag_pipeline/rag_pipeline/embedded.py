@@ -16,6 +16,7 @@ change between releases.
         rag.ingest([{"text": "...", "document_id": "a.md", "metadata": {}}], "docs")
         rag.list_documents("docs")          # {"a.md": {"content_hash", "text_hash", ...}}
         rag.delete("a.md", "docs")          # -> chunks removed
+        rag.reindex("docs")                 # re-cut and re-embed from the kept originals
 
 Settings are keyword arguments named like the fields of the service's configuration (the
 lower-case names of its environment variables: ``qdrant_url``, ``qdrant_api_key``,
@@ -37,7 +38,7 @@ from rag_pipeline.chunking import ChunkingConfigError
 from rag_pipeline.embeddings import EmbedderError
 from rag_pipeline.limits import LimitExceededError, check_document
 from rag_pipeline.models import COLLECTION_PATTERN, DocumentIn
-from rag_pipeline.pipeline import InvalidInputError, Pipeline
+from rag_pipeline.pipeline import InvalidInputError, Pipeline, ReindexConflictError
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import (
     CollectionMismatchError,
@@ -163,6 +164,23 @@ class EmbeddedPipeline:
         Raise CollectionNotFoundError when the collection does not exist."""
         return self._pipeline.delete_document(document_id, _collection(name))
 
+    def reindex(self, name: str, timeout: float | None = None) -> dict[str, Any]:
+        """Re-chunk and re-embed the collection from its kept originals with this pipeline's
+        embedder, chunker and tokenizer, as POST /collections/{name}/reindex does: into a new
+        physical collection that replaces the old one in one step; a failure leaves the old
+        one as it was, and nothing behind. Waits for the job (at most ``timeout`` seconds;
+        None: until it ends) and returns it as GET /collections/{name}/reindex shows it:
+        ``state`` succeeded or failed (``error`` says why), or running at the timeout (the job
+        goes on in a thread of this process; ``close()`` before it ends makes it fail).
+        Raise CollectionNotFoundError, ReindexConflictError (a re-index of the collection is
+        running, or documents have no kept original: the message says what to do) or
+        ChunkingConfigError."""
+        job = self._pipeline.start_reindex(_collection(name))
+        done = self._pipeline.reindex_jobs.wait(job.collection, timeout)
+        if done is not None and done.job_id == job.job_id:
+            job = done
+        return job.model_dump()
+
 
 __all__ = [
     "ChunkingConfigError",
@@ -172,6 +190,7 @@ __all__ = [
     "EmbedderError",
     "InvalidInputError",
     "LayoutMismatchError",
+    "ReindexConflictError",
     "SettingsError",
     "StoreUnavailableError",
     "make_settings",

@@ -1,38 +1,53 @@
-"""Structured (JSON lines) logging, uvicorn's own loggers (access log included) too."""
+"""Structured (JSON lines) logging with python-json-logger, uvicorn's own loggers (access log
+included) too."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_RESERVED = set(vars(logging.makeLogRecord({})))
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+
 # uvicorn's access log message is '%s - "%s %s HTTP/%s" %d' with these arguments.
 _ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
+# The keys of a line: ts, level, logger, msg, then the record's extra fields, exc.
+_RENAMED = {
+    "asctime": "ts",
+    "levelname": "level",
+    "name": "logger",
+    "message": "msg",
+    "exc_info": "exc",
+}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+class JsonFormatter(_LibraryJsonFormatter):
+    """python-json-logger's formatter with our keys, an ISO 8601 UTC time in milliseconds and
+    uvicorn's access-log arguments as fields."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields=_RENAMED,
+            # uvicorn's color_message repeats msg with terminal colours.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
         if (
             record.name == "uvicorn.access"
             and isinstance(record.args, tuple)
             and len(record.args) == len(_ACCESS_FIELDS)
         ):
-            entry.update(zip(_ACCESS_FIELDS, record.args, strict=True))
-        entry.update(
-            {k: v for k, v in vars(record).items() if k not in _RESERVED and k != "color_message"}
-        )
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            log_data.update(zip(_ACCESS_FIELDS, record.args, strict=True))
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -17,7 +17,7 @@ from rag_pipeline.body_limit import BodyLimitMiddleware
 from rag_pipeline.dependencies import require_api_key
 from rag_pipeline.embeddings import Embedder, EmbedderError
 from rag_pipeline.logging_setup import configure_logging
-from rag_pipeline.observe import ObserveMiddleware, get_tracer, setup_tracing
+from rag_pipeline.observe import get_tracer, observe, setup_tracing
 from rag_pipeline.pipeline import InvalidInputError, Pipeline, ReindexConflictError
 from rag_pipeline.routers import collections, documents, health, ingest, layout, openai, query
 from rag_pipeline.settings import Settings
@@ -144,5 +144,5 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
 
     # Outermost: logs and counts every answer (a 413 too) until its last byte is sent.
-    app.add_middleware(ObserveMiddleware, metrics=pipeline.metrics)
+    observe(app, pipeline.metrics)
     return app

@@ -1,4 +1,5 @@
-"""Request observation (pure ASGI: duration to the last byte) and OpenTelemetry tracing.
+"""Request observation (metrics and log line to the last byte, x-request-id) and OpenTelemetry
+tracing.
 
 Tracing is off unless an OTLP endpoint is configured with the standard variables
 (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``;
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator.metrics import Info
 
 from rag_pipeline.body_limit import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,14 +90,12 @@ def get_tracer(provider: Any | None) -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
-class ObserveMiddleware:
-    """One JSON log line, a request counter and a duration per request, measured until the last
-    byte of the answer is sent (a streamed answer's whole stream, not its headers); adds
-    ``x-request-id`` (the client's, or a new one)."""
+class RequestIdMiddleware:
+    """Adds ``x-request-id`` to every answer (the client's, or a new one) and keeps it in the
+    request's state for the log line. Hand-written: a header, not worth a dependency."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,36 +103,43 @@ class ObserveMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
-        t0 = time.perf_counter()
-        status = 500
+        scope.setdefault("state", {})["request_id"] = request_id
 
-        async def send_observed(message: Message) -> None:
-            nonlocal status
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = int(message["status"])
-                message.setdefault("headers", [])
                 message["headers"] = [
-                    *message["headers"],
+                    *message.get("headers", []),
                     (b"x-request-id", request_id.encode("latin-1")),
                 ]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            elapsed = time.perf_counter() - t0
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, path, str(status)).inc()
-            self.metrics.request_latency.labels(path).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": method,
-                    "path": scope.get("path", ""),
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+        await self.app(scope, receive, send_with_id)
+
+
+def observe(app: FastAPI, metrics: Metrics) -> None:
+    """One JSON log line, a request counter and a duration per request, measured by
+    prometheus-fastapi-instrumentator's middleware until the last byte of the answer is sent (a
+    streamed answer's whole stream, not its headers). Call it after every other middleware is
+    added: it is then the outermost and counts every answer (a 413 of the body limit too)."""
+    app.add_middleware(RequestIdMiddleware)
+
+    def record(info: Info) -> None:
+        # Grouped as "none" by the library when no route matched; "unmatched" in our series.
+        route = "unmatched" if info.modified_handler == "none" else info.modified_handler
+        metrics.requests.labels(info.method, route, info.modified_status).inc()
+        metrics.request_latency.labels(route).observe(info.modified_duration)
+        scope = info.request.scope
+        log.info(
+            "request",
+            extra={
+                "request_id": scope.get("state", {}).get("request_id", ""),
+                "method": info.method,
+                "path": scope.get("path", ""),
+                "status": int(info.modified_status),
+                "duration_ms": round(info.modified_duration * 1000, 2),
+            },
+        )
+
+    # Status codes as they are (5.., not 5xx): the alert rules and dashboards select on them.
+    instrumentator = Instrumentator(should_group_status_codes=False, registry=metrics.registry)
+    instrumentator.add(record).instrument(app)

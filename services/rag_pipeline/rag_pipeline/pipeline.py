@@ -89,8 +89,12 @@ class Timer:
         return {k: round(v, 3) for k, v in self.stages.items()}
 
 
-def _sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+# A server-sent event's fields, framed by the response (sse-starlette's EventSourceResponse).
+SSE = dict[str, str]
+
+
+def _sse(event: str, data: Any) -> SSE:
+    return {"event": event, "data": json.dumps(data)}
 
 
 def embed_text(payload: dict[str, Any]) -> str:
@@ -760,7 +764,7 @@ class Pipeline:
             latency_ms=latency,
         )
 
-    def query_stream(self, request: QueryRequest) -> Iterator[str]:
+    def query_stream(self, request: QueryRequest) -> Iterator[SSE]:
         """Server-sent events: ``sources``, then ``token`` events, then ``done``.
 
         Retrieval runs before the first event so that errors (404, 503) still map to status codes.
@@ -769,7 +773,7 @@ class Pipeline:
         sources = self._sources(self.retrieve(request, timer))
         parent = otel_context.get_current()
 
-        def events() -> Iterator[str]:
+        def events() -> Iterator[SSE]:
             yield _sse("sources", [s.model_dump() for s in sources])
             # Not a current span: the generator resumes in other threads (contexts).
             span = self.tracer.start_span("rag.generate", context=parent)

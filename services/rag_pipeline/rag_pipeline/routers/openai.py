@@ -8,8 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
 
 from rag_pipeline.chat import (
     MODEL_PREFIX,
@@ -20,7 +21,7 @@ from rag_pipeline.chat import (
     question_of,
 )
 from rag_pipeline.dependencies import PipelineDep
-from rag_pipeline.routers.common import ERRORS
+from rag_pipeline.routers.common import ERRORS, event_stream
 
 router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
 
@@ -66,7 +67,7 @@ def get_model(model: str, pipeline: PipelineDep) -> dict[str, Any] | JSONRespons
 )
 def chat_completions(
     body: ChatRequest, request: Request, pipeline: PipelineDep
-) -> dict[str, Any] | JSONResponse | StreamingResponse:
+) -> dict[str, Any] | JSONResponse | EventSourceResponse:
     """Retrieve from the model's collection with the last user message, answer with the
     service's LLM (extractively without one), sources numbered in the answer and listed in
     ``sources``; ``stream: true`` answers as OpenAI's server-sent events."""
@@ -95,5 +96,5 @@ def chat_completions(
     except ValidationError as exc:  # the question as a query (no NUL, no lone surrogate)
         raise RequestValidationError(exc.errors()) from None
     if body.stream:
-        return StreamingResponse(answer.chunks(), media_type="text/event-stream")
+        return event_stream(answer.chunks())
     return answer.complete()

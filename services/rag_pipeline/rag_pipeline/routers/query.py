@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
 
 from rag_pipeline.dependencies import PipelineDep
 from rag_pipeline.models import QueryRequest, QueryResponse
-from rag_pipeline.routers.common import ERRORS, NOT_FOUND, TOO_LARGE
+from rag_pipeline.routers.common import ERRORS, NOT_FOUND, TOO_LARGE, event_stream
 
 router = APIRouter(tags=["query"], responses={**ERRORS, **NOT_FOUND, **TOO_LARGE})
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["query"], responses={**ERRORS, **NOT_FOUND, **TOO_LARGE
     response_model=QueryResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse | StreamingResponse:
+def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse | EventSourceResponse:
     """Retrieve, re-rank and answer with numbered citations. ``stream: true`` answers as SSE."""
     limit = pipeline.settings.max_query_chars
     if len(body.query) > limit:
@@ -26,5 +26,5 @@ def query(body: QueryRequest, pipeline: PipelineDep) -> QueryResponse | Streamin
             f"query has {len(body.query)} characters; the limit is {limit} (MAX_QUERY_CHARS)",
         )
     if body.stream:
-        return StreamingResponse(pipeline.query_stream(body), media_type="text/event-stream")
+        return event_stream(pipeline.query_stream(body))
     return pipeline.query(body)
