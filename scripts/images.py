@@ -203,6 +203,15 @@ IMAGES: list[Image] = [
         version_key="llama_stack_image_tag",
         version_arg="LLAMA_STACK_VERSION",
     ),
+    # The Brave Search MCP server of the mcp_servers role's release (npm; upstream publishes no
+    # image of every release): npm ci of images/brave-search-mcp/package-lock.json, which pins
+    # that release (tests/deploy/test_images.py); the tag is the role's, no build argument.
+    Image(
+        "brave-search-mcp",
+        "images/brave-search-mcp/Containerfile",
+        "roles/mcp_servers/defaults/main.yml",
+        version_key="mcp_servers_brave_image_tag",
+    ),
 ]
 
 

@@ -96,6 +96,46 @@ def test_roles_deploy_the_images_that_are_built() -> None:
     kserve = defaults("kserve")
     release = kserve["kserve_vllm_image_tag"]
     assert built["vllm-otel"] == f"ghcr.io/{kserve['kserve_vllm_otel_image_repository']}:{release}"
+    mcp = defaults("mcp_servers")
+    assert mcp["mcp_servers_brave_image_registry"] == "{{ aistack_image_registry or 'ghcr.io' }}"
+    repository, tag = mcp["mcp_servers_brave_image_repository"], mcp["mcp_servers_brave_image_tag"]
+    assert built["brave-search-mcp"] == f"ghcr.io/{repository}:{tag}"
+
+
+def test_npm_image_installs_the_role_release_from_its_lock() -> None:
+    """The Brave Search MCP image: its release has one home (the mcp_servers role's tag), which
+    the committed lock pins exactly, with an integrity hash for every package npm ci installs;
+    the Containerfile repeats no version and runs the package's own binary as a non-root user."""
+    (brave,) = [image for image in images.IMAGES if image.name == "brave-search-mcp"]
+    release = defaults("mcp_servers")["mcp_servers_brave_image_tag"]
+    assert brave.tag() == release and brave.build_arguments() == {}
+    folder = REPO / "images" / "brave-search-mcp"
+    package = json.loads((folder / "package.json").read_text())
+    assert package["dependencies"] == {"@brave/brave-search-mcp-server": release}
+    lock = json.loads((folder / "package-lock.json").read_text())
+    assert lock["lockfileVersion"] >= 2
+    packages = lock["packages"]
+    assert packages[""]["dependencies"] == package["dependencies"]
+    server = packages["node_modules/@brave/brave-search-mcp-server"]
+    assert server["version"] == release
+    assert server["bin"] == {"brave-search-mcp-server": "dist/index.js"}
+    runtime = {path: meta for path, meta in packages.items() if path and not meta.get("dev")}
+    assert len(runtime) > 10  # the server's dependency closure, not just itself
+    for path, meta in runtime.items():
+        assert str(meta.get("integrity", "")).startswith("sha512-"), path
+    containerfile = (REPO / brave.containerfile).read_text()
+    assert release not in containerfile and "ARG BRAVE" not in containerfile
+    copy = "COPY images/brave-search-mcp/package.json images/brave-search-mcp/package-lock.json ./"
+    assert copy in containerfile
+    assert "RUN npm ci --omit=dev " in containerfile
+    assert "\nUSER 1000:1000\n" in containerfile and "\nEXPOSE 8080\n" in containerfile
+    assert containerfile.rstrip().endswith('CMD ["node_modules/.bin/brave-search-mcp-server"]')
+    # The role runs it as that user (servers.yml.j2); the workflow rebuilds on a release change.
+    template = (REPO / "roles/mcp_servers/templates/servers.yml.j2").read_text()
+    brave_entry = template[template.index("'name': 'brave'") :]
+    assert "'run_as_user': 1000," in brave_entry
+    workflow = yaml.safe_load((REPO / ".github/workflows/images.yml").read_text())
+    assert "roles/mcp_servers/defaults/main.yml" in workflow["on"]["pull_request"]["paths"]
 
 
 def test_upstream_based_image_takes_the_release_from_the_role(tmp_path: Path) -> None:

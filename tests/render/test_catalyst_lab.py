@@ -800,7 +800,7 @@ def test_mcp_servers_are_hardened_and_pinned(lab: Path) -> None:
         "ghcr.io/aistack/mcp-benchmark:0.1.0",
         "ghcr.io/github/github-mcp-server:v1.10.1",
         "ghcr.io/sooperset/mcp-atlassian:0.23.1",
-        "docker.io/brave/brave-search-mcp-server:v1.3.1",
+        "ghcr.io/aistack/brave-search-mcp:2.1.4",
         "docker.io/nginxinc/nginx-unprivileged:1.29.4-alpine",
     }
 
