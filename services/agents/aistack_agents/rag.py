@@ -20,6 +20,21 @@ class RetrievalError(RuntimeError):
     """Retrieval failed: no RAG service configured, unreachable, or an error status."""
 
 
+async def _post_json(http: httpx.AsyncClient, url: str, body: dict[str, Any], peer: str) -> Any:
+    """POST body to url and return the decoded JSON answer; whatever goes wrong (unreachable,
+    an error status, no JSON) is a RetrievalError naming the peer and the URL."""
+    try:
+        resp = await http.post(url, json=body)
+    except httpx.HTTPError as exc:
+        raise RetrievalError(f"{peer} at {url} unreachable: {exc!r}") from exc
+    if resp.status_code != 200:
+        raise RetrievalError(f"{peer} at {url} answered {resp.status_code}: {resp.text[:300]}")
+    try:
+        return resp.json()
+    except ValueError as exc:
+        raise RetrievalError(f"{peer} at {url} sent no JSON: {resp.text[:300]}") from exc
+
+
 class Retriever(Protocol):
     async def retrieve(self, query: str) -> list[dict[str, Any]]: ...
     async def ready(self) -> str: ...
@@ -43,19 +58,12 @@ class RagClient:
         if self.settings.rag_collection:
             body["collection"] = self.settings.rag_collection
         url = base.rstrip("/") + "/query"
+        answer = await _post_json(self._http, url, body, "RAG service")
         try:
-            resp = await self._http.post(url, json=body)
-        except httpx.HTTPError as exc:
-            raise RetrievalError(f"RAG service at {url} unreachable: {exc!r}") from exc
-        if resp.status_code != 200:
+            sources = answer["sources"]
+        except (KeyError, TypeError) as exc:
             raise RetrievalError(
-                f"RAG service at {url} answered {resp.status_code}: {resp.text[:300]}"
-            )
-        try:
-            sources = resp.json()["sources"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RetrievalError(
-                f"RAG service at {url} sent no 'sources': {resp.text[:300]}"
+                f"RAG service at {url} sent no 'sources': {answer!r:.300}"
             ) from exc
         return [
             {
@@ -169,19 +177,12 @@ class QdrantRetriever:
     async def embed(self, text: str) -> list[float]:
         url = (self.settings.embedding_url or "").rstrip("/") + "/embeddings"
         body = {"model": self.settings.embedding_model, "input": [text]}
+        answer = await _post_json(self._http, url, body, "embedding server")
         try:
-            resp = await self._http.post(url, json=body)
-        except httpx.HTTPError as exc:
-            raise RetrievalError(f"embedding server at {url} unreachable: {exc!r}") from exc
-        if resp.status_code != 200:
-            raise RetrievalError(
-                f"embedding server at {url} answered {resp.status_code}: {resp.text[:300]}"
-            )
-        try:
-            vector = [float(x) for x in resp.json()["data"][0]["embedding"]]
+            vector = [float(x) for x in answer["data"][0]["embedding"]]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise RetrievalError(
-                f"embedding server at {url} sent no embedding: {resp.text[:300]}"
+                f"embedding server at {url} sent no embedding: {answer!r:.300}"
             ) from exc
         norm = math.sqrt(sum(x * x for x in vector)) or 1.0
         return [x / norm for x in vector]  # as the service stores them (Cosine ranks alike)
