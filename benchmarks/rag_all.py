@@ -156,10 +156,10 @@ def main() -> None:
         only = set()
     cache = json.loads(CACHE.read_text()) if CACHE.exists() and only is not None else {}
     for name, module in (
+        ("long", rag_long),
         ("quality", rag_quality),
         ("ingest", rag_ingest),
         ("latency", rag_latency),
-        ("long", rag_long),
     ):
         if only is None or name in only or name not in cache:
             cache[name] = module.run()

@@ -60,40 +60,58 @@ class Index:
             self.dense = embedder.embed(texts)
             np.save(path, self.dense)
         self.bm25 = BM25Encoder()  # the service's defaults (k1 1.2, b 0.75, avgdl 100)
+        # BM25 over chunks (chunker version 1) and over whole documents (the service now).
+        self.chunk_bm25 = self._bm25(texts)
+        self.doc_ids = list(docs)
+        self.doc_bm25 = self._bm25([docs[d] for d in self.doc_ids])
+        self.texts = texts
+        self.words = sum(len(t.split()) for t in texts)
+
+    def _bm25(self, units: list[str]) -> tuple[dict[int, int], sp.csr_matrix, np.ndarray]:
         vocab: dict[int, int] = {}
         rows, cols, vals = [], [], []
-        for j, text in enumerate(texts):
+        for j, text in enumerate(units):
             vec = self.bm25.encode_document(text)
             for term, value in zip(vec.indices, vec.values, strict=True):
                 rows.append(vocab.setdefault(term, len(vocab)))
                 cols.append(j)
                 vals.append(value)
-        self.vocab = vocab
-        self.tf = sp.csr_matrix((vals, (rows, cols)), shape=(len(vocab), len(texts)))
-        n = len(texts)
-        df = np.diff(self.tf.indptr)
-        self.idf = np.log((n - df + 0.5) / (df + 0.5) + 1)
-        self.texts = texts
-        self.words = sum(len(t.split()) for t in texts)
+        tf = sp.csr_matrix((vals, (rows, cols)), shape=(len(vocab), len(units)))
+        n = len(units)
+        df = np.diff(tf.indptr)
+        return vocab, tf, np.log((n - df + 0.5) / (df + 0.5) + 1)
 
     def dense_scores(self, qvec: np.ndarray) -> np.ndarray:
         return np.asarray(self.dense @ qvec)
 
-    def sparse_scores(self, query: str) -> np.ndarray:
+    def sparse_scores(self, query: str, level: str = "document") -> np.ndarray:
+        vocab, tf, idf = self.doc_bm25 if level == "document" else self.chunk_bm25
         q = self.bm25.encode_query(query)
-        scores = np.zeros(len(self.texts))
+        scores = np.zeros(tf.shape[1])
         for term, weight in zip(q.indices, q.values, strict=True):
-            row = self.vocab.get(term)
+            row = vocab.get(term)
             if row is None:
                 continue
-            lo, hi = self.tf.indptr[row], self.tf.indptr[row + 1]
-            scores[self.tf.indices[lo:hi]] += weight * self.idf[row] * self.tf.data[lo:hi]
+            lo, hi = tf.indptr[row], tf.indptr[row + 1]
+            scores[tf.indices[lo:hi]] += weight * idf[row] * tf.data[lo:hi]
         return scores
 
     def hits(self, scores: np.ndarray, depth: int = DEPTH) -> list[Hit]:
-        """The store's top ``depth`` chunks (score > 0 for sparse, as Qdrant returns)."""
-        top = np.argsort(-scores, kind="stable")[:depth]
-        return [Hit(str(j), float(scores[j]), {"document_id": self.owner[j]}) for j in top]
+        """The store's top ``depth`` points (score > 0 for sparse, as Qdrant returns);
+        a negative depth: the top chunks of -depth distinct documents."""
+        owner = self.owner if len(scores) == len(self.owner) else self.doc_ids
+        order = np.argsort(-scores, kind="stable")
+        if depth < 0:
+            seen: set[str] = set()
+            top = []
+            for j in order:
+                if len(seen) >= -depth and owner[j] not in seen:
+                    break
+                seen.add(owner[j])
+                top.append(j)
+        else:
+            top = order[:depth]
+        return [Hit(str(j), float(scores[j]), {"document_id": owner[j]}) for j in top]
 
 
 def doc_ids(hits: list[Hit]) -> list[str]:
@@ -120,10 +138,18 @@ def method(
     sparse_agg: str = "max",
     depth: int = DEPTH,
     strategy: str = "hybrid",
+    sparse_level: str = "document",
 ) -> Method:
     def run(index: Index, query: str, qvec: np.ndarray) -> list[str]:
+        if fusion == "chunk-zscore":
+            d = index.hits(index.dense_scores(qvec), depth)
+            chunk_sparse = index.sparse_scores(query, "chunk")
+            sp_hits = [h for h in index.hits(chunk_sparse, depth) if h.score > 0]
+            fused = fuse(d, sp_hits, "zscore", dense_weight)
+            best = best_per_document([Hit(c.id, c.score, c.payload) for c in fused])
+            return doc_ids(best)[:100]
         dense = best_per_document(index.hits(index.dense_scores(qvec), depth))
-        s = index.sparse_scores(query)
+        s = index.sparse_scores(query, sparse_level)
         raw = index.hits(s, depth)
         raw = [h for h in raw if h.score > 0]
         agg = sum_per_document if sparse_agg == "sum" else best_per_document
@@ -140,20 +166,27 @@ def method(
 
 
 METHODS: dict[str, Method] = {
-    "default (zscore 0.65, MaxP)": method(),
+    "default (zscore 0.65, dense MaxP + document BM25)": method(),
     "dense only (MaxP)": method(strategy="dense"),
-    "sparse only (MaxP)": method(strategy="sparse"),
-    "sparse only (sum of chunk BM25)": method(strategy="sparse", sparse_agg="sum"),
-    "RRF k=60 (MaxP both)": method(fusion="rrf"),
-    "RRF k=60 (dense MaxP + sparse sum)": method(fusion="rrf", sparse_agg="sum"),
-    "zscore 0.65 (dense MaxP + sparse sum)": method(sparse_agg="sum"),
-    "zscore 0.5 (MaxP)": method(dense_weight=0.5),
+    "sparse only (document BM25)": method(strategy="sparse"),
+    "chunk BM25 only (MaxP)": method(strategy="sparse", sparse_level="chunk"),
+    "chunk BM25 only (sum of a document's chunks)": method(
+        strategy="sparse", sparse_level="chunk", sparse_agg="sum"
+    ),
+    "zscore 0.65, chunk BM25 MaxP (chunker v1)": method(sparse_level="chunk"),
+    "RRF k=60, document BM25": method(fusion="rrf"),
+    "RRF k=60, chunk BM25 MaxP": method(fusion="rrf", sparse_level="chunk"),
+    "zscore 0.65, chunk BM25 summed": method(sparse_level="chunk", sparse_agg="sum"),
+    "zscore 0.5, document BM25": method(dense_weight=0.5),
+    "default, 300 chunks per list": method(depth=300),
+    "default, chunks of 100 documents per list": method(depth=-100),
+    "chunk-level zscore (chunk BM25), then MaxP": method(fusion="chunk-zscore"),
 }
 
 
 def main() -> None:
     sets = [(14, 6), (0, 1)]
-    sizes: list[tuple[int, int | None]] = [(0, None), (126, None)]
+    sizes: list[tuple[int, int | None]] = [(0, None), (254, None), (126, 63)]
     if "--sets" in sys.argv:
         spec = sys.argv[sys.argv.index("--sets") + 1]
         sets = [(int(a), int(b)) for a, b in (p.split(":") for p in spec.split(","))]

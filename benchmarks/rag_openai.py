@@ -20,8 +20,10 @@ the CPU): re-run it on a quiet machine before quoting them.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,6 +33,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from rag_common import machine
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -107,6 +111,9 @@ def main() -> int:
     ap.add_argument("--ttft-ms", type=float, default=100.0, help="the mock model's TTFT")
     ap.add_argument("--itl-ms", type=float, default=10.0)
     ap.add_argument("--output-tokens", type=int, default=32)
+    ap.add_argument(
+        "--write", action="store_true", help="rewrite this benchmark's section of RESULTS.md"
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="rag-openai-bench-"))
@@ -186,24 +193,58 @@ def main() -> int:
             f"| {lat['mean']:.1f} | {m['successful']} | {m['errored'] + m['incomplete']} |"
         )
 
-    print(
-        f"TTFT through the RAG OpenAI face vs direct (mock TTFT {args.ttft_ms:g} ms, ITL "
-        f"{args.itl_ms:g} ms, {args.output_tokens} tokens, {args.requests} requests, "
-        f"concurrency {args.concurrency}, {os.cpu_count()} CPUs)\n"
-    )
-    print(
-        "| path | TTFT mean ms | TTFT p50 | TTFT p90 | ITL mean ms | latency mean ms | ok "
-        "| failed |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(row("direct (mock-llm)", direct))
-    print(row("RAG (rag:samples)", via_rag))
     ratio = via_rag["ttft_ms"]["mean"] / direct["ttft_ms"]["mean"]
     added = via_rag["ttft_ms"]["mean"] - direct["ttft_ms"]["mean"]
-    print(
-        f"\nTTFT ratio RAG/direct: {ratio:.2f} (retrieval adds {added:.1f} ms to the first token)"
-    )
+    lines = [
+        f"TTFT through the RAG OpenAI face vs direct (mock TTFT {args.ttft_ms:g} ms, ITL "
+        f"{args.itl_ms:g} ms, {args.output_tokens} tokens, {args.requests} requests, "
+        f"concurrency {args.concurrency}, {os.cpu_count()} CPUs)",
+        "",
+        "| path | TTFT mean ms | TTFT p50 | TTFT p90 | ITL mean ms | latency mean ms | ok "
+        "| failed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        row("direct (mock-llm)", direct),
+        row("RAG (rag:samples)", via_rag),
+        "",
+        f"TTFT ratio RAG/direct: {ratio:.2f} (retrieval adds {added:.1f} ms to the first token)",
+    ]
+    print("\n".join(lines))
+    if args.write:
+        write_section(lines)
     return 0
+
+
+def write_section(lines: list[str]) -> None:
+    """Rewrite this benchmark's section of RESULTS.md (appended the first time)."""
+    path = REPO / "benchmarks" / "RESULTS.md"
+    text = path.read_text()
+    stamp = f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}."
+    body = "\n".join(
+        [
+            "## RAG pipeline as an OpenAI model (`benchmarks/rag_openai.py`)",
+            "",
+            "The project's `llm_benchmark` engine, streaming, one request at a time, against",
+            "`guidellm mock-server` directly and through the RAG service's",
+            "`/v1/chat/completions` (model `rag:samples`: retrieval on the question, then the",
+            "same mock with the numbered passages). The difference is what retrieval (query",
+            "embedding on the CPU, hybrid search) adds before the first token.",
+            "",
+            *lines,
+            "",
+            stamp,
+        ]
+    )
+    section = f"<!-- BEGIN rag_openai -->\n{body}\n<!-- END rag_openai -->"
+    if "<!-- BEGIN rag_openai -->" in text:
+        text = re.sub(
+            r"<!-- BEGIN rag_openai -->.*?<!-- END rag_openai -->",
+            lambda _: section,
+            text,
+            flags=re.S,
+        )
+    else:
+        text = text.replace("<!-- END rag_long -->", "<!-- END rag_long -->\n\n" + section, 1)
+    path.write_text(text)
 
 
 if __name__ == "__main__":

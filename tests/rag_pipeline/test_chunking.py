@@ -56,7 +56,9 @@ def model_tokens(counter: HFTokenCounter, text: str) -> int:
 def test_chunks_fit_the_window_and_keep_boundaries(counter: HFTokenCounter) -> None:
     assert (counter.window, counter.special_tokens) == (256, 2)  # MiniLM: 256 with CLS+SEP
     config = chunker_config(counter, 0, None)
-    assert (config.size, config.overlap) == (254, 31)  # the default: the whole window
+    # The default: sections up to the whole window stay whole, longer ones are cut into
+    # passages of half of it that overlap by half.
+    assert (config.size, config.passage, config.overlap) == (254, 127, 63)
     url = "https://example.org/" + "segment" * 400  # one "word" of ~800 tokens
     text = prose(60) + "\n\n" + url + "\n\n" + "情報検索" * 300 + " " + prose(20)
     for title in (None, "Retrieval survey", LONG_TITLE):
@@ -89,6 +91,31 @@ def test_chunks_fit_the_window_and_keep_boundaries(counter: HFTokenCounter) -> N
     assert all(b.start < a.end for a, b in itertools.pairwise(chunks))
     payloads = [{"text": c.text, "start": c.start, "end": c.end} for c in chunks[:3]]
     assert merge_context(payloads) == src[chunks[0].start : chunks[2].end]
+
+
+def test_default_keeps_a_fitting_section_whole_and_cuts_longer_ones_into_passages(
+    counter: HFTokenCounter,
+) -> None:
+    config = chunker_config(counter, 0, None)
+    short = prose(12)  # well under 254 tokens, more than one passage
+    assert config.passage < counter.count(short) <= config.size
+    (whole,) = chunk_document(short, counter, config, "Title")
+    assert (whole.text, whole.prefix) == (short, "Title")
+    long = prose(60)
+    chunks = chunk_document(long, counter, config, "Title")
+    assert len(chunks) >= 2 * counter.count(long) // config.passage - 1
+    for a, b in itertools.pairwise(chunks):
+        assert counter.count(a.embed_text) <= config.passage
+        # Half overlap: about a quarter window shared, so no passage of that length is split.
+        assert config.overlap // 2 <= counter.count(long[b.start : a.end]) <= config.overlap + 8
+    # A Markdown section that fits stays whole next to a long one that is cut.
+    md = "# Short\n" + short + "\n\n# Long\n" + long
+    by_section = [c.prefix for c in chunk_document(md, counter, config)]
+    assert by_section.count("Short") == 1 and by_section.count("Long") == len(chunks)
+    # An explicit CHUNK_SIZE keeps fixed windows of that size (overlap an eighth).
+    fixed = chunker_config(counter, 200, None)
+    assert (fixed.size, fixed.passage, fixed.overlap) == (200, 0, 25)
+    assert max(counter.count(c.embed_text) for c in chunk_document(long, counter, fixed)) > 127
 
 
 def test_markdown_heading_path(counter: HFTokenCounter) -> None:
@@ -182,9 +209,13 @@ def test_ranking_by_best_chunk_neighbours_and_recorded_chunker(
         sources = pipeline.query(q).sources
         ids = [s.document_id for s in sources]
         assert len(ids) == len(set(ids)) and ids[0] == "long", (strategy, ids)  # best chunk
-        assert "Iceland" in sources[0].text and sources[0].context is None
+        assert sources[0].context is None
+        if strategy == "sparse":  # BM25 scores the whole document, on its first chunk
+            assert sources[0].chunk_index == 0 and "Iceland" not in sources[0].text
+        else:  # the dense side's best chunk
+            assert "Iceland" in sources[0].text
     # Neighbours: the best chunk with one chunk on each side, overlaps not repeated.
-    q.neighbours = 1
+    q.strategy, q.neighbours = "hybrid", 1
     best = pipeline.query(q).sources[0]
     assert best.context is not None and best.text in best.context
     assert best.context in long_text and len(best.context) > len(best.text) + 100

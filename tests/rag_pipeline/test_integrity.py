@@ -120,17 +120,25 @@ def stored_versions(pipeline: Pipeline, collection: str, document_id: str) -> Co
 
 
 def visible_chunks(pipeline: Pipeline, collection: str) -> dict[str, list[dict[str, Any]]]:
-    """document_id -> payloads of every chunk a sparse search finds (every chunk has the
-    word "common"); a dense search (approximate in pgvector) finds none other."""
+    """document_id -> payloads of the chunks of the version a sparse search finds (BM25
+    indexes each document once, on its first chunk, and every text has the word "common");
+    a dense search (approximate in pgvector) finds no chunk of any other version."""
     store = pipeline.store
     limit = 1000  # above every collection here; pgvector's hnsw.ef_search stops at 1000
     sparse = store.search_sparse(collection, pipeline.bm25.encode_query("common"), limit)
     dense = store.search_dense(collection, pipeline.embedder.embed_query("common").tolist(), limit)
     assert len(sparse) < limit
-    assert {h.id for h in dense} <= {h.id for h in sparse}
+    assert all(h.payload["chunk_index"] == 0 for h in sparse)
     by_doc: dict[str, list[dict[str, Any]]] = {}
     for hit in sparse:
-        by_doc.setdefault(hit.payload["document_id"], []).append(hit.payload)
+        doc, version = hit.payload["document_id"], hit.payload.get("version_id")
+        assert doc not in by_doc, f"{doc}: two versions found by BM25"
+        by_doc[doc] = store.chunk_range(collection, doc, version, 0, limit)
+
+    def key(p: dict[str, Any]) -> tuple[str, Any, int]:
+        return (p["document_id"], p.get("version_id"), p["chunk_index"])
+
+    assert {key(h.payload) for h in dense} <= {key(p) for ps in by_doc.values() for p in ps}
     return by_doc
 
 

@@ -5,6 +5,13 @@ tokenizer for a remote embedder, or a conservative estimate), end on sentence or
 boundaries, and carry the document's title and Markdown heading path into the text that is
 embedded. No chunk, prefix included, is longer than the model reads: ``chunk_document``
 re-counts every chunk with the tokenizer and shortens it when needed.
+
+The default (CHUNK_SIZE 0) keeps a section that fits the window whole and cuts a longer one
+into passages of half the window that overlap by half: a whole abstract embeds better than its
+halves, while in a long text a short passage-sized window matches a question better than a
+full window of mixed topics (MiniLM was trained on 128-token inputs), and with half overlap
+every passage of up to a quarter window lies whole inside one chunk (measured in
+benchmarks/RESULTS.md, "RAG retrieval on long documents").
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any, Protocol
 from rag_pipeline.stores.base import CollectionMismatchError
 
 # The recorded chunker's format; bump when chunk boundaries change for the same settings.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 # Default chunk size when CHUNK_SIZE is 0 (auto): the model's window, at most this many tokens.
 # Passage-sized chunks (a few hundred tokens) are what dense retrievers are trained on; a
 # remote model with an 8k window would otherwise get whole chapters per vector.
@@ -126,12 +133,14 @@ def load_tokenizer(name: str, window: int) -> HFTokenCounter:
 
 @dataclass(frozen=True)
 class ChunkerConfig:
-    """What a collection records about how its chunks were cut."""
+    """What a collection records about how its chunks were cut and BM25-indexed."""
 
     tokenizer: str
     window: int
     size: int  # tokens per chunk, prefix included, special tokens excluded
     overlap: int
+    # Tokens per passage when a section is longer than ``size`` (0: windows of ``size``).
+    passage: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,17 +149,33 @@ class ChunkerConfig:
             "tokenizer": self.tokenizer,
             "window": self.window,
             "size": self.size,
+            "passage": self.passage,
             "overlap": self.overlap,
+            # BM25 has no window: one sparse vector per document, on its first chunk.
+            "sparse": "document",
         }
 
 
 def chunker_config(counter: TokenCounter, size: int, overlap: int | None) -> ChunkerConfig:
-    """The chunker for CHUNK_SIZE ``size`` (0: auto) and CHUNK_OVERLAP ``overlap`` (None:
-    auto, an eighth of the size); ChunkingConfigError when chunks would be truncated."""
+    """The chunker for CHUNK_SIZE ``size`` and CHUNK_OVERLAP ``overlap``; ChunkingConfigError
+    when chunks would be truncated.
+
+    ``size`` 0 (auto): sections up to the model's window (at most AUTO_CHUNK_TOKENS) stay
+    whole, longer ones are cut into passages of half that, overlapping by half (``overlap``
+    None). An explicit ``size``: windows of that many tokens, overlapping by an eighth."""
     limit = counter.window - counter.special_tokens
     if size == 0:
         size = min(limit, AUTO_CHUNK_TOKENS)
-    elif size > limit:
+        passage = size // 2
+        if overlap is None:
+            overlap = passage // 2
+        if overlap >= passage:
+            raise ChunkingConfigError(
+                f"CHUNK_OVERLAP={overlap} must be smaller than the passage size ({passage} "
+                f"tokens: half of the {size}-token window that CHUNK_SIZE=0 keeps whole)"
+            )
+        return ChunkerConfig(counter.name, counter.window, size, overlap, passage)
+    if size > limit:
         raise ChunkingConfigError(
             f"CHUNK_SIZE={size} tokens is more than the embedder reads: {counter.name} embeds "
             f"at most {counter.window} tokens, {counter.special_tokens} of them special, so "
@@ -218,21 +243,28 @@ def chunk_document(
 ) -> list[Chunk]:
     """Cut ``text`` into chunks of at most ``config.size`` tokens (prefix included), ending at
     sentence ends where one is in the second half of the window, else at a word end;
-    consecutive chunks of a section share about ``config.overlap`` tokens (whole words)."""
+    consecutive chunks of a section share about ``config.overlap`` tokens (whole words).
+    With ``config.passage``, a section that fits ``config.size`` is one chunk and a longer
+    one is cut into chunks of ``config.passage`` tokens."""
     title = " ".join((title or "").split())
     chunks: list[Chunk] = []
     sections = _sections(text) or [([], 0, len(text))]
     for headings, sec_start, sec_end in sections:
-        prefix = " > ".join(p for p in [title, *headings] if p)
-        prefix = _cut_prefix(prefix, counter, int(config.size * MAX_PREFIX_SHARE))
-        budget = config.size - (counter.count(prefix) if prefix else 0)
+        path = " > ".join(p for p in [title, *headings] if p)
         section = text[sec_start:sec_end]
         words = counter.word_tokens(section)
+        size = config.size
+        prefix = _cut_prefix(path, counter, int(size * MAX_PREFIX_SHARE))
+        budget = size - (counter.count(prefix) if prefix else 0)
+        if config.passage and sum(n for _, _, n in words) > budget:
+            size = config.passage
+            prefix = _cut_prefix(path, counter, int(size * MAX_PREFIX_SHARE))
+            budget = size - (counter.count(prefix) if prefix else 0)
         chunks.extend(
-            Chunk(section[s:e], sec_start + s, sec_start + e, prefix)
+            _fit(Chunk(section[s:e], sec_start + s, sec_start + e, prefix), counter, size)
             for s, e in _windows(section, words, budget, config.overlap)
         )
-    return [_fit(c, counter, config.size) for c in chunks]
+    return chunks
 
 
 def _windows(

@@ -103,6 +103,16 @@ def embed_text(payload: dict[str, Any]) -> str:
     return f"{title}\n{text}" if title else text
 
 
+def document_text(version: DocumentVersion) -> str:
+    """What a document is BM25-indexed as: its title, then its whole text (the chunks joined
+    without their overlaps when the original is not at hand)."""
+    text = version.text
+    if text is None:
+        text = merge_context([p.payload for p in version.points])
+    title = _title(version.metadata)
+    return f"{title}\n{text}" if title else text
+
+
 def _title(metadata: dict[str, Any]) -> str | None:
     title = metadata.get("title")
     return title if isinstance(title, str) and title.strip() else None
@@ -478,14 +488,18 @@ class Pipeline:
         )
 
     def _embed_versions(self, versions: list[DocumentVersion], timer: Timer) -> None:
+        """Dense vectors per chunk; one BM25 vector per document, on its first chunk (BM25
+        has no window: it scores the whole text, the dense model its best passage)."""
         points = [p for v in versions for p in v.points]
         texts = [embed_text(p.payload) for p in points]
         with timer.stage("embed"):
             dense = self.embedder.embed(texts)
+        for point, vector in zip(points, dense, strict=True):
+            point.dense = vector.tolist()
         with timer.stage("sparse"):
-            for point, text, vector in zip(points, texts, dense, strict=True):
-                point.dense = vector.tolist()
-                point.sparse = self.bm25.encode_document(text)
+            for version in versions:
+                if version.points:
+                    version.points[0].sparse = self.bm25.encode_document(document_text(version))
 
     # -- documents ------------------------------------------------------------------------
 

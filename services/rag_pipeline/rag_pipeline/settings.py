@@ -54,8 +54,10 @@ class Settings(BaseSettings):
     reindex_batch_documents: int = Field(64, ge=1, le=10_000)
 
     # Ingestion. Chunks are measured in the embedder's tokens (see chunking.py): CHUNK_SIZE 0
-    # = the model's window less its special tokens, at most 256; CHUNK_OVERLAP unset = an
-    # eighth of the chunk size. A CHUNK_SIZE over the window is refused at ingestion (409).
+    # keeps a section up to the model's window (less its special tokens, at most 256) whole
+    # and cuts a longer one into passages of half that, overlapping by half (CHUNK_OVERLAP
+    # unset); an explicit CHUNK_SIZE cuts windows of that size overlapping by an eighth. A
+    # CHUNK_SIZE over the window is refused at ingestion (409).
     chunk_size: int = Field(0, ge=0, le=1_000_000)
     chunk_overlap: int | None = Field(None, ge=0)
     max_document_chars: int = Field(1_000_000, ge=1)

@@ -2,7 +2,8 @@
 
 pgvector 0.6 has no sparse vector type, so BM25 lives in a terms table (point, term id, BM25
 document weight); IDF is computed in SQL at query time with the same formula Qdrant's ``idf``
-modifier uses, so both stores rank identically.
+modifier uses, over the points that have terms as Qdrant counts the points that have a sparse
+vector, so both stores rank identically.
 
 A document is replaced in one transaction (delete the old chunks, insert the new ones) under
 a transaction-scoped advisory lock on (collection, document_id), so concurrent writers of one
@@ -534,7 +535,8 @@ class PgVectorStore(VectorStore):
         query = sql.SQL(
             """
             WITH q(term, qw) AS (SELECT * FROM unnest(%s::bigint[], %s::real[])),
-            n AS (SELECT count(*)::float8 AS n FROM {chunks}),
+            n AS (SELECT count(*)::float8 AS n FROM {chunks} c
+                  WHERE EXISTS (SELECT 1 FROM {terms} t WHERE t.point_id = c.id)),
             df AS (SELECT t.term, count(*)::float8 AS df FROM {terms} t JOIN q USING (term)
                    GROUP BY t.term),
             s AS (SELECT t.point_id,

@@ -255,12 +255,18 @@ class QdrantStore(VectorStore):
             return True
 
     def _upsert(self, name: str, points: list[ChunkPoint], written_at: float) -> None:
+        # A chunk without BM25 terms (every chunk but a document's first) has no sparse
+        # vector at all: Qdrant's IDF then counts documents, not chunks.
         structs = [
             models.PointStruct(
                 id=p.id,
                 vector={
                     DENSE: p.dense,
-                    SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                    **(
+                        {SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values)}
+                        if p.sparse.indices
+                        else {}
+                    ),
                 },
                 payload={**p.payload, "written_at": written_at},
             )
