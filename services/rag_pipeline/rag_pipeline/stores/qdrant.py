@@ -87,6 +87,15 @@ def tls_kwargs(url: str, ca_cert: str | None, verify_tls: bool) -> dict[str, Any
     return kwargs
 
 
+def _vectors(point: ChunkPoint) -> dict[str, Any]:
+    vectors: dict[str, Any] = {DENSE: point.dense}
+    if point.sparse.indices:
+        vectors[SPARSE] = models.SparseVector(
+            indices=point.sparse.indices, values=point.sparse.values
+        )
+    return vectors
+
+
 class QdrantStore(VectorStore):
     kind = "qdrant"
 
@@ -259,16 +268,7 @@ class QdrantStore(VectorStore):
         # vector at all: Qdrant's IDF then counts documents, not chunks.
         structs = [
             models.PointStruct(
-                id=p.id,
-                vector={
-                    DENSE: p.dense,
-                    **(
-                        {SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values)}
-                        if p.sparse.indices
-                        else {}
-                    ),
-                },
-                payload={**p.payload, "written_at": written_at},
+                id=p.id, vector=_vectors(p), payload={**p.payload, "written_at": written_at}
             )
             for p in points
         ]
