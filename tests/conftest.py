@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests import side_venv
 
+# Re-exported: the suites import the server helpers from here (tests/servers.py holds them).
+from tests.servers import free_port, stop, wait_http
+
+__all__ = ["BIN", "REPO", "free_port", "stop", "wait_http"]
+
 if TYPE_CHECKING:
+    from tests.llm_mocks import MockServer
     from tests.mlflow_server import MlflowServer
+    from tests.rag_service import Service
     from tests.s3_server import S3Server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,42 +42,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     side_venv.BACKGROUND.stop()
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now (for servers the tests start)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
-    """Wait until ``url`` answers below 500 (a server the tests started); fail early when its
-    process exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {timeout}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a server the tests started (kill it after 10 s)."""
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def ansible_env(**extra: str) -> dict[str, str]:
@@ -185,3 +152,42 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         pytest.skip("run `make s3` first (.venv-s3 missing)")
     with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    """The bundled MiniLM (rag_pipeline's local embedder), loaded once per session and shared by
+    every suite that embeds in this process (tests/rag_pipeline, document_ingest, the AWX
+    runner's RAG service). Loaded with the interpreter's own sys.intern (see plain_sys_intern)."""
+    from ansible_collections.aistack.platform.plugins.module_utils.document_ingest.targets import (
+        plain_sys_intern,
+    )
+    from rag_pipeline.embeddings import LocalEmbedder
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled model: nothing to download
+    with plain_sys_intern():
+        return LocalEmbedder()
+
+
+@pytest.fixture(scope="session")
+def rag_service(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One real RAG service for the session (uvicorn on loopback, embedded Qdrant, the shared
+    MiniLM; key tests.rag_service.API_KEY), used by document_ingest and the AWX runner's jobs.
+    Each test writes to a collection of its own, so they stay independent."""
+    from tests.rag_service import Service
+
+    service = Service(tmp_path_factory.mktemp("rag-service") / "qdrant", embedder)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_mocks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, MockServer]]:
+    """guidellm mock-servers (tests/llm_mocks.py MOCKS: timed, fast, failing), started in
+    parallel once per session; shared by llm_benchmark and the AWX runner's benchmark jobs."""
+    from tests.llm_mocks import running_mocks
+
+    with running_mocks(tmp_path_factory.mktemp("mock-logs")) as servers:
+        yield servers

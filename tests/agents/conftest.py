@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, stop, wait_http
+from tests.servers import serving, uvicorn_thread
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS_VENV = REPO / ".venv-agents"
@@ -195,22 +196,9 @@ class ScriptedLLM:
 def serve_in_thread(make_app: Callable[[int], Any]) -> Iterator[str]:
     """The ASGI app made for a free loopback port, under uvicorn in this process (an import
     cost such as beeai-framework's is paid once; an in-process MCP server needs no venv)."""
-    import uvicorn
-
     port = free_port()
-    config = uvicorn.Config(make_app(port), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with uvicorn_thread(make_app(port), port) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -252,23 +240,18 @@ def rag_url() -> Iterator[str]:
     }
     for var in ("LLM_URL", "LOCALAI_URL", "API_KEY", "VECTOR_STORE", "QDRANT_URL"):
         env.pop(var, None)
-    with open(tmp / "rag.log", "wb") as log:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/ready", proc, 120)  # log: tmp/rag.log
+    argv = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with (
+        open(tmp / "rag.log", "wb") as log,  # read it when the service does not come up
+        serving(
+            argv, port, "/ready", timeout=120, stdout=log, stderr=subprocess.STDOUT, env=env
+        ) as url,
+    ):
         for doc_id, text in RAG_DOCS.items():
             httpx.post(
                 f"{url}/ingest", json={"document_id": doc_id, "text": text}, timeout=60
             ).raise_for_status()
         yield url
-    finally:
-        stop(proc)
 
 
 EMBEDDING_MODEL = "minilm"
@@ -300,22 +283,16 @@ def embedding_url() -> Iterator[str]:
         pytest.skip("the main .venv (make venv) is needed to serve MiniLM embeddings")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen(
-        [
-            str(python),
-            str(REPO / "tests/llama_stack/embedding_server.py"),
-            str(port),
-            EMBEDDING_MODEL,
-        ],
+    argv = [str(python), str(REPO / "tests/llama_stack/embedding_server.py"), str(port)]
+    with serving(
+        [*argv, EMBEDDING_MODEL],
+        port,
+        "/v1/models",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**env, "HF_HUB_OFFLINE": "1"},
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", proc, 60)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(proc)
+    ) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture(scope="session")
@@ -381,14 +358,12 @@ def guidellm_url() -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     args = ["--model", "mock-llm", "--request-latency", "0.01", "--output-tokens", "16"]
-    proc = subprocess.Popen(
+    with serving(
         [str(exe), "mock-server", "--host", "127.0.0.1", "--port", str(port), *args],
+        port,
+        "/health",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, 60)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(proc)
+    ) as url:
+        yield f"{url}/v1"

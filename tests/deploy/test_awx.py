@@ -22,6 +22,7 @@ from ansible.module_utils.common.validation import check_type_dict
 
 from tests.conftest import BIN, REPO, ansible_env, run_playbook
 from tests.deploy.awx_model import load_model, render_injectors, survey_answers
+from tests.tls import self_signed
 
 MODEL = load_model()
 TEMPLATES = {jt["name"]: jt for jt in MODEL["awx_job_templates"]}
@@ -332,32 +333,6 @@ def test_credential_type_injects_only_its_inputs_and_keeps_secrets(
     assert all(v in set(required.values()) | {""} for v in minimal_values), minimal
 
 
-def self_signed_ca() -> str:
-    """A real CA certificate (PEM), made here with cryptography."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aistack test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def test_qdrant_ca_reaches_the_module_as_a_file(tmp_path: Path) -> None:
     """The Qdrant credential's CA: AWX writes it to a file of the job, aistack_qdrant_ca_cert
     names that file, and playbooks/collections.yml gives it to qdrant_collection (ca_cert), whose
@@ -382,8 +357,7 @@ def test_qdrant_ca_reaches_the_module_as_a_file(tmp_path: Path) -> None:
     from ansible_collections.aistack.platform.plugins.module_utils.qdrant import client_kwargs
 
     # A real CA file: the client's TLS context trusts it (a bogus PEM is refused outright).
-    cert = tmp_path / "ca.pem"
-    cert.write_text(self_signed_ca())
+    cert, _key = self_signed(tmp_path / "ca", "aistack test CA", ip=None)
     kwargs = client_kwargs({"url": inputs["url"], "ca_cert": str(cert)})
     assert kwargs["https"] is True and kwargs["verify"].get_ca_certs()
     with pytest.raises(ssl.SSLError):

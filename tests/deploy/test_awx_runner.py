@@ -25,10 +25,7 @@ import json
 import os
 import shutil
 import subprocess
-import threading
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +33,7 @@ import ansible_runner
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, free_port
+from tests.conftest import BIN, REPO
 from tests.deploy.awx_model import (
     KUBERNETES_TEST_INPUTS,
     injected,
@@ -44,28 +41,27 @@ from tests.deploy.awx_model import (
     load_model,
     survey_answers,
 )
-
-# The bundled MiniLM model, loaded once per session by document_ingest's fixture.
-from tests.modules.document_ingest.conftest import embedder as _embedder  # noqa: F401
-from tests.modules.document_ingest.ingest_support import Service
-from tests.modules.llm_benchmark.conftest import MOCKS, MockServer, _start, _stop, _wait
+from tests.llm_mocks import MockServer
+from tests.rag_service import API_KEY as RAG_KEY
+from tests.rag_service import Service
 from tests.s3_server import S3Server
 
 MODEL = load_model()
 TEMPLATES = {jt["name"]: jt for jt in MODEL["awx_job_templates"]}
 INVENTORIES = {inv["name"]: inv for inv in MODEL["awx_inventories"]}
-SECRETS = ["test-bearer-token", "test-api-key", "test-secret-key"]
+SECRETS = ["test-bearer-token", "test-api-key", "test-secret-key", RAG_KEY]
 
 
 def credential_inputs(
     llm_url: str = "http://127.0.0.1:9/v1",
     rag_url: str = "http://127.0.0.1:8088",
     s3: S3Server | None = None,
+    rag_key: str = "test-api-key",
 ) -> dict[str, dict[str, Any]]:
     return {
         "kubernetes": KUBERNETES_TEST_INPUTS,
         "qdrant": {"url": "http://127.0.0.1:6333", "api_key": "test-api-key"},
-        "rag": {"endpoint": rag_url, "api_key": "test-api-key"},
+        "rag": {"endpoint": rag_url, "api_key": rag_key},
         "llm": {"base_url": llm_url, "api_key": "test-api-key"},
         "object_storage": {
             "endpoint_url": s3.endpoint if s3 else "http://127.0.0.1:9",
@@ -280,13 +276,10 @@ def test_teardown_in_render_mode_with_the_survey_defaults(
 
 
 @pytest.fixture(scope="module")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
-    server = _start(MOCKS["fast"], tmp_path_factory.mktemp("mock") / "mock.log")
-    try:
-        _wait(server)
-        yield server
-    finally:
-        _stop(server)
+def llm(llm_mocks: dict[str, MockServer]) -> MockServer:
+    """The session's fast guidellm mock-server (tests/conftest.py: llm_mocks, shared with
+    llm_benchmark's tests, none of which counts its requests)."""
+    return llm_mocks["fast"]
 
 
 def test_benchmark_with_every_survey_default_publishes_its_verdict(
@@ -338,48 +331,14 @@ def test_benchmark_missing_its_slo_fails_after_publishing(
 
 
 # --- Create collection and Ingest documents, against the embedded default's RAG service ------
-
-
-@pytest.fixture(scope="module")
-def rag_service(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    """The real RAG service (uvicorn on loopback, embedded Qdrant), with the API key the RAG
-    credential carries."""
-    import uvicorn
-
-    from rag_pipeline.main import create_app
-    from rag_pipeline.settings import Settings
-
-    path = tmp_path_factory.mktemp("rag") / "qdrant"
-    settings = Settings(
-        qdrant_path=str(path),
-        embedding_backend="local",
-        api_key="test-api-key",
-        log_level="WARNING",
-    )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, embedder=request.getfixturevalue("_embedder")),
-            host="127.0.0.1",
-            port=port,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "RAG service did not start"
-        time.sleep(0.05)
-    service = Service(f"http://127.0.0.1:{port}", path, server, thread)
-    yield service
-    service.stop()
+# The session's RAG service (tests/conftest.py: rag_service, shared with document_ingest; the
+# RAG credential carries its key). The jobs write the survey's collection, aistack-docs, which
+# no other test of that service writes.
 
 
 def rag_get(service: Service, path: str) -> Any:
     request = urllib.request.Request(
-        service.url + path, headers={"Authorization": "Bearer test-api-key"}
+        service.url + path, headers={"Authorization": f"Bearer {RAG_KEY}"}
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
@@ -396,7 +355,7 @@ def test_create_collection_with_every_survey_default(
         # No Qdrant server here: launched with the RAG credential only, and embedded Qdrant in
         # place of the Qdrant credential's URL (its injection: tests/deploy/test_awx.py).
         extra={"aistack_qdrant_path": str(qdrant)},
-        inputs=credential_inputs(rag_url=rag_service.url),
+        inputs=credential_inputs(rag_url=rag_service.url, rag_key=RAG_KEY),
         credentials=["rag"],
     )
     assert runner.status == "successful", stdout[-4000:]
@@ -423,7 +382,7 @@ def test_ingest_documents_with_every_survey_default(
         "aistack - Ingest documents",
         tmp_path,
         awx_inventories["aistack single-node"],
-        inputs=credential_inputs(rag_url=rag_service.url),
+        inputs=credential_inputs(rag_url=rag_service.url, rag_key=RAG_KEY),
     )
     assert runner.status == "successful", stdout[-4000:]
     # The project's samples (the default paths, from the project checkout) are in the service.

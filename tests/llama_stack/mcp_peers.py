@@ -9,17 +9,14 @@ import json
 import re
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import uvicorn
 from mcp.server.fastmcp import FastMCP
 
-from tests.conftest import free_port
+from tests.servers import UvicornThread, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MACROS = REPO / "roles" / "deploy" / "templates"
@@ -59,19 +56,11 @@ class KeyedMcpServer:
                     return
             await inner(scope, receive, send)
 
-        self.url = f"http://127.0.0.1:{port}/mcp"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the MCP server did not start"
-            time.sleep(0.05)
+        self.server = UvicornThread(app, port)
+        self.url = f"{self.server.url}/mcp"
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.server.stop()
 
 
 def _macros() -> Any:

@@ -8,14 +8,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -26,7 +23,7 @@ from rag_pipeline.main import create_app
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
-from tests.conftest import free_port, stop, wait_http
+from tests.servers import free_port, serving, uvicorn_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key"
@@ -36,27 +33,11 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 @contextmanager
 def serve(app: FastAPI) -> Iterator[str]:
     """``app`` under uvicorn on a free loopback port, in a thread."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with uvicorn_thread(app, access_log=False) as url:
+        yield url
 
 
-@pytest.fixture(scope="session")
-def embedder() -> LocalEmbedder:
-    """The bundled MiniLM, loaded once per session."""
-    return LocalEmbedder()
+# embedder: the session's bundled MiniLM, tests/conftest.py (shared with document_ingest).
 
 
 @pytest.fixture
@@ -100,33 +81,12 @@ def llm_url() -> Iterator[str]:
     """guidellm mock-server as the OpenAI-compatible LLM on a free loopback port."""
     exe = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            exe,
-            "mock-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--model",
-            "mock-llm",
-            "--ttft-ms",
-            "5",
-            "--itl-ms",
-            "1",
-            "--output-tokens",
-            "16",
-            "--request-latency",
-            "0.01",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, 60)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(proc)
+    argv = [exe, "mock-server", "--host", "127.0.0.1", "--port", str(port), "--model", "mock-llm"]
+    argv += ["--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "16"]
+    argv += ["--request-latency", "0.01"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with serving(argv, port, "/health", **quiet) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture(scope="session")
@@ -157,36 +117,13 @@ def infinity_url() -> Iterator[str]:
         "DO_NOT_TRACK": "1",
     }
     log_path = Path(tempfile.mkdtemp(prefix="infinity-")) / "infinity.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(exe),
-                "v2",
-                "--model-id",
-                bundled_model_path(),
-                "--engine",
-                "torch",
-                "--device",
-                "cpu",
-                "--served-model-name",
-                "minilm",
-                "--url-prefix",
-                "/v1",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-model-warmup",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/health", proc, 180)  # log: log_path
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            stop(proc)
+    argv = [str(exe), "v2", "--model-id", bundled_model_path(), "--engine", "torch",
+            "--device", "cpu", "--served-model-name", "minilm", "--url-prefix", "/v1",
+            "--host", "127.0.0.1", "--port", str(port), "--no-model-warmup"]  # fmt: skip
+    with open(log_path, "wb") as log:  # read it when the server does not come up
+        out = {"stdout": log, "stderr": subprocess.STDOUT, "env": env}
+        with serving(argv, port, "/health", timeout=180, **out) as url:
+            yield f"{url}/v1"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -32,7 +32,8 @@ from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.settings import Settings
 from rag_pipeline.stores import make_store
 from tests.conftest import free_port
-from tests.rag_pipeline.conftest import serve, stop, wait_http
+from tests.rag_pipeline.conftest import serve
+from tests.servers import stop, wait_http
 
 STORES = ["qdrant", "pgvector"]
 # One sentence of text() per chunk: 17-19 tokens as the chunker estimates them for an

@@ -126,7 +126,7 @@ def _tmpdir(prefix: str) -> Path:
 
 @functools.cache
 def single_node() -> Bundle:
-    """The single-node inventory rendered once (rendered twice to record idempotency)."""
+    """The single-node inventory rendered once per session (molecule checks idempotence)."""
     build_root = _tmpdir("aistack-single-node-")
     proc = render(build_root)
     assert proc.returncode == 0, f"render failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"

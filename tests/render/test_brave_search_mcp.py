@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port, stop, wait_http
 from tests.render.catalyst_helpers import Bundle, env_by_name
+from tests.servers import free_port, serving
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / "images" / "brave-search-mcp"
@@ -68,18 +68,17 @@ def brave(lab: Path, brave_install: Path) -> Iterator[str]:
     port = free_port()
     env.update(BRAVE_MCP_HOST="127.0.0.1", BRAVE_MCP_PORT=str(port), BRAVE_API_KEY="dummy-key")
     # The image's CMD (tests/deploy/test_images.py pins it), run where npm ci installed it.
-    proc = subprocess.Popen(
+    with serving(
         [str(brave_install / "node_modules" / ".bin" / "brave-search-mcp-server")],
+        port,
+        "/ping",
+        timeout=30,
         cwd=brave_install,
         env={"PATH": "/usr/local/bin:/usr/bin:/bin", **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/ping", proc, 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -116,16 +115,15 @@ def guard(lab: Path, brave: str, tmp_path_factory: pytest.TempPathFactory) -> It
         f"events {{}}\nhttp {{\n  access_log off;\n  {temp}\n"
         f"  include {work / 'default.conf'};\n}}\n"
     )
-    proc = subprocess.Popen(
+    with serving(
         [nginx, "-p", str(work), "-c", str(work / "nginx.conf"), "-g", "daemon off;"],
+        port,
+        "/healthz",
+        timeout=30,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc, 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    ) as url:
+        yield url
 
 
 def _rpc(response: httpx.Response) -> dict[str, Any]:

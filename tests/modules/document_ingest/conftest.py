@@ -1,16 +1,16 @@
-"""Fixtures: sample documents, a real RAG service on loopback, module runs in a child process."""
+"""Fixtures: sample documents, the real RAG service on loopback (the session's shared one, or one
+of a test's own), module runs in a child process."""
 
 from __future__ import annotations
 
-import threading
-import time
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, run_module_process
+from tests.conftest import run_module_process
 
 from .ingest_support import API_KEY, Service, make_pdf
 
@@ -35,46 +35,13 @@ def docs(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def embedder() -> Any:
-    """The bundled MiniLM model, loaded once per test session."""
-    from ansible_collections.aistack.platform.plugins.module_utils.document_ingest.targets import (
-        plain_sys_intern,
-    )
-    from rag_pipeline.embeddings import make_embedder
-    from rag_pipeline.settings import Settings
-
-    with plain_sys_intern():
-        return make_embedder(Settings(embedding_backend="local"))
-
-
 @pytest.fixture()
 def start_service(embedder: Any, tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Starts the real RAG service (uvicorn, loopback, embedded Qdrant in tmp)."""
-    import uvicorn
-
-    from rag_pipeline.main import create_app
-    from rag_pipeline.settings import Settings
-
+    """Starts a RAG service of the test's own (for a Qdrant folder the test prepared)."""
     started: list[Service] = []
 
     def _start(qdrant_path: Path | None = None, api_key: str | None = API_KEY) -> Service:
-        path = qdrant_path or tmp_path / f"qdrant-{len(started)}"
-        settings = Settings(
-            qdrant_path=str(path), embedding_backend="local", api_key=api_key, log_level="WARNING"
-        )
-        app = create_app(settings, embedder=embedder)
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("RAG service did not start")
-            time.sleep(0.02)
-        service = Service(f"http://127.0.0.1:{port}", path, server, thread)
+        service = Service(qdrant_path or tmp_path / f"qdrant-{len(started)}", embedder, api_key)
         started.append(service)
         return service
 
@@ -84,8 +51,16 @@ def start_service(embedder: Any, tmp_path: Path) -> Iterator[Callable[..., Servi
 
 
 @pytest.fixture()
-def service(start_service: Callable[..., Service]) -> Service:
-    return start_service()
+def service(rag_service: Service) -> Service:
+    """The session's RAG service (tests/conftest.py). A test that writes uses a ``collection``
+    of its own; test_through_ansible_cli alone writes the module's default one."""
+    return rag_service
+
+
+@pytest.fixture()
+def collection(request: pytest.FixtureRequest) -> str:
+    """A collection of this test's own in the shared service (from the test's name)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[-64:]
 
 
 @pytest.fixture()

@@ -1,15 +1,16 @@
-"""Helpers of the document_ingest tests: a tiny PDF writer, the running-service handle."""
+"""Helpers of the document_ingest tests: a tiny PDF writer; the running-service handle and its
+key (tests/rag_service.py)."""
 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
-from typing import Any
+
+from tests.rag_service import API_KEY, Service
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-API_KEY = "test-api-key-0123456789"
+__all__ = ["API_KEY", "Service", "make_pdf"]
 
 
 def make_pdf(path: Path, text: str, title: str = "Sample PDF") -> None:
@@ -36,17 +37,3 @@ def make_pdf(path: Path, text: str, title: str = "Sample PDF") -> None:
     out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\n" % (len(objects) + 1)
     out += b"startxref\n%d\n%%%%EOF\n" % xref
     path.write_bytes(bytes(out))
-
-
-class Service:
-    """A RAG service running in this process (uvicorn in a thread)."""
-
-    def __init__(self, url: str, qdrant_path: Path, server: Any, thread: threading.Thread):
-        self.url = url
-        self.qdrant_path = qdrant_path
-        self.server = server
-        self.thread = thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

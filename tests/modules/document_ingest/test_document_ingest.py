@@ -298,8 +298,11 @@ def test_service_target_retries_429_and_5xx(monkeypatch: pytest.MonkeyPatch) -> 
 # --------------------------------------------------------------------------- the RAG service
 
 
-def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service: Service) -> None:
+def test_service_ingest_idempotent_update_prune(
+    ingest: Any, docs: Path, service: Service, collection: str
+) -> None:
     args = {"endpoint": service.url, "api_key": API_KEY, "paths": [str(docs)], "prune": True}
+    args["collection"] = collection
     first = ingest(args)
     assert first["changed"] is True, first
     assert (first["ingested"], first["updated"], first["unchanged"]) == (5, 0, 0)
@@ -308,7 +311,7 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     assert statuses(first)["image.png"] == "skipped"
     assert first["diff"]["before"] == {}
     assert sorted(first["diff"]["after"]) == SUPPORTED
-    stored = listed(service)
+    stored = listed(service, collection)
     assert sorted(stored) == SUPPORTED
     meta = stored["page.html"]["metadata"]
     assert meta["ingested_by"] == MARK
@@ -327,8 +330,8 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     assert "diff" not in second or second["diff"] == {
         "before": {},
         "after": {},
-        "before_header": "documents (document_id: text_hash, metadata)",
-        "after_header": "documents (document_id: text_hash, metadata)",
+        "before_header": f"{collection} (document_id: text_hash, metadata)",
+        "after_header": f"{collection} (document_id: text_hash, metadata)",
     }
     # Unchanged files report the version hash the collection listed.
     assert file_entry(second, "intro.md")["content_hash"] == stored["intro.md"]["content_hash"]
@@ -352,12 +355,12 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
         }
     }
     assert "content_hash" not in file_entry(planned, "intro.md")  # not known before sending
-    assert listed(service)["intro.md"]["content_hash"] == old_hash
-    assert "notes.txt" in listed(service)
+    assert listed(service, collection)["intro.md"]["content_hash"] == old_hash
+    assert "notes.txt" in listed(service, collection)
 
     third = ingest(args)
     assert (third["updated"], third["removed"], third["unchanged"]) == (1, 1, 3), third
-    now = listed(service)
+    now = listed(service, collection)
     assert "notes.txt" not in now
     assert now["intro.md"]["text_hash"] == sha256(
         "# Introduction\n\nNow with Longhorn storage too."
@@ -369,7 +372,7 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
     # A metadata-only change is a new version of every document it touches.
     relabelled = ingest({**args, "metadata": {"team": "platform"}})
     assert (relabelled["updated"], relabelled["unchanged"]) == (4, 0), relabelled
-    assert all(d["metadata"]["team"] == "platform" for d in listed(service).values())
+    assert all(d["metadata"]["team"] == "platform" for d in listed(service, collection).values())
     assert ingest({**args, "metadata": {"team": "platform"}})["changed"] is False
 
     # The same files in another checkout (CI workspace): only source_path differs - no change.
@@ -380,11 +383,12 @@ def test_service_ingest_idempotent_update_prune(ingest: Any, docs: Path, service
 
 
 def test_service_without_text_hash_decides(
-    ingest: Any, docs: Path, service: Service, monkeypatch: pytest.MonkeyPatch
+    ingest: Any, docs: Path, service: Service, collection: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A service that lists no text_hash (older than 0.3.0): documents are sent, and the
     status is the service's (unchanged versions are left alone)."""
     args = {"endpoint": service.url, "api_key": API_KEY, "paths": [str(docs)]}
+    args["collection"] = collection
     assert ingest(args)["ingested"] == 5
     pipeline = service.server.config.app.state.pipeline
     real = pipeline.list_documents
@@ -393,7 +397,8 @@ def test_service_without_text_hash_decides(
         "list_documents",
         lambda name=None: [d.model_copy(update={"text_hash": None}) for d in real(name)],
     )
-    assert "text_hash" not in {k for d in listed(service).values() for k, v in d.items() if v}
+    stored = listed(service, collection).values()
+    assert "text_hash" not in {k for d in stored for k, v in d.items() if v}
     planned = ingest(args, check=True)  # cannot tell without sending: would send all
     assert (planned["updated"], planned["changed"]) == (5, True)
     again = ingest(args)
@@ -404,24 +409,32 @@ def test_service_without_text_hash_decides(
 
 
 def test_service_prune_only_touches_own_documents(
-    ingest: Any, docs: Path, service: Service
+    ingest: Any, docs: Path, service: Service, collection: str
 ) -> None:
     foreign = httpx.post(
         f"{service.url}/ingest/batch",
-        json={"documents": [{"text": "added by someone else", "document_id": "other"}]},
+        json={
+            "documents": [{"text": "added by someone else", "document_id": "other"}],
+            "collection": collection,
+        },
         headers={"Authorization": f"Bearer {API_KEY}"},
     )
     foreign.raise_for_status()
     args = {"endpoint": service.url, "api_key": API_KEY, "paths": [str(docs)], "prune": True}
+    args["collection"] = collection
     ingest(args)
     (docs / "page.html").unlink()
     result = ingest(args)
     assert result["removed"] == 1
-    assert "other" in listed(service) and "page.html" not in listed(service)
+    assert "other" in listed(service, collection)
+    assert "page.html" not in listed(service, collection)
 
 
-def test_service_prune_nested_file(ingest: Any, docs: Path, service: Service) -> None:
+def test_service_prune_nested_file(
+    ingest: Any, docs: Path, service: Service, collection: str
+) -> None:
     args = {"endpoint": service.url, "api_key": API_KEY, "paths": [str(docs)], "prune": True}
+    args["collection"] = collection
     ingest(args)
     shutil.rmtree(docs / "guides")
     result = ingest(args)
@@ -487,6 +500,8 @@ def test_through_ansible_cli(docs: Path, service: Service) -> None:
     assert first["invocation"]["module_args"]["api_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     second = run_module("aistack.platform.document_ingest", args)
     assert second["changed"] is False and second["unchanged"] == 5, second
+    # The module's default collection (the only test of the shared service that writes it).
+    assert sorted(listed(service, "documents")) == SUPPORTED
 
 
 # --------------------------------------------------------------------------- bad input

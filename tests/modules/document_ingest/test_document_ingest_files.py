@@ -151,18 +151,21 @@ def test_explicit_paths_name_what_they_are(good: Path) -> None:
 # --------------------------------------------------------------------------- the module
 
 
-def listed(service: Service) -> dict[str, Any]:
+def listed(service: Service, collection: str) -> dict[str, Any]:
     response = httpx.get(
         f"{service.url}/documents",
-        params={"collection": "documents"},
+        params={"collection": collection},
         headers={"Authorization": f"Bearer {API_KEY}"},
     )
     response.raise_for_status()
     return {d["document_id"]: d for d in response.json()["documents"]}
 
 
-def test_module_ingests_the_rest_and_fails_at_the_end(good: Path, service: Service) -> None:
+def test_module_ingests_the_rest_and_fails_at_the_end(
+    good: Path, service: Service, collection: str
+) -> None:
     args = {"endpoint": service.url, "api_key": API_KEY, "paths": [str(good)], "prune": True}
+    args["collection"] = collection
     (good / "old.md").write_text("# Old\n\nIngested once, then deleted.\n")
     first = run_module_process("document_ingest", args, timeout=120)
     assert first["ingested"] == 2 and not first.get("failed"), first
@@ -191,5 +194,5 @@ def test_module_ingests_the_rest_and_fails_at_the_end(good: Path, service: Servi
             assert f"{good}/{name}: " in outcome["msg"]
         assert sorted(outcome["diff"]["after"]) == ["new.txt"]
     assert "check mode" in planned["msg"]
-    stored = listed(service)
+    stored = listed(service, collection)
     assert sorted(stored) == ["good.md", "new.txt", "old.md"]
