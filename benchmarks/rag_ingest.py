@@ -18,12 +18,27 @@ import time
 import httpx
 from rag_common import load_cisi, service
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from rag_pipeline.embeddings import LocalEmbedder  # after HF_HUB_OFFLINE
+
 ANCHOR = 0.9
 BATCH_DOCS = 250
 
 
-def measure(env: dict[str, str], items: list[dict[str, str]], emb: object) -> tuple[float, float]:
-    from rag_pipeline.chunking import chunk_words
+def chunk_texts(emb: LocalEmbedder, texts: list[str]) -> list[str]:
+    """What the service embeds for ``texts`` with its default settings: its own chunker."""
+    from rag_pipeline.chunking import chunk_document, chunker_config
+    from rag_pipeline.settings import Settings
+
+    s = Settings()
+    counter = emb.token_counter()
+    config = chunker_config(counter, s.chunk_size, s.chunk_overlap)
+    return [c.embed_text for t in texts for c in chunk_document(t, counter, config)]
+
+
+def measure(
+    env: dict[str, str], items: list[dict[str, str]], emb: LocalEmbedder
+) -> tuple[float, float]:
     from rag_pipeline.settings import Settings
 
     s = Settings()
@@ -32,11 +47,9 @@ def measure(env: dict[str, str], items: list[dict[str, str]], emb: object) -> tu
         c.post("/ingest", json={"text": "warm up", "collection": "warm"}).raise_for_status()
         for start in range(0, len(items), BATCH_DOCS):
             batch = items[start : start + BATCH_DOCS]
-            texts = [
-                x for d in batch for x in chunk_words(d["text"], s.chunk_size, s.chunk_overlap)
-            ]
+            texts = chunk_texts(emb, [d["text"] for d in batch])
             t0 = time.perf_counter()
-            emb.model.encode(texts, batch_size=s.embedding_batch_size, normalize_embeddings=True)  # type: ignore[attr-defined]
+            emb.model.encode(texts, batch_size=s.embedding_batch_size, normalize_embeddings=True)
             raw_s += time.perf_counter() - t0
             t0 = time.perf_counter()
             c.post("/ingest/batch", json={"documents": batch}).raise_for_status()
@@ -45,16 +58,13 @@ def measure(env: dict[str, str], items: list[dict[str, str]], emb: object) -> tu
 
 
 def run() -> dict[str, float]:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rag_pipeline.chunking import chunk_words
-    from rag_pipeline.embeddings import LocalEmbedder
     from rag_pipeline.settings import Settings
 
     docs, _, _ = load_cisi()
     items = [{"text": t, "document_id": i} for i, t in docs.items()]
     s = Settings()
-    chunks = sum(len(chunk_words(t, s.chunk_size, s.chunk_overlap)) for t in docs.values())
     emb = LocalEmbedder(batch_size=s.embedding_batch_size)
+    chunks = len(chunk_texts(emb, list(docs.values())))
     emb.embed(["warm up"])
     out: dict[str, float] = {"docs": len(docs), "chunks": chunks}
     print(f"documents={len(docs)} chunks={chunks} batch={BATCH_DOCS} docs")
