@@ -164,18 +164,11 @@ def chunker_config(counter: TokenCounter, size: int, overlap: int | None) -> Chu
     whole, longer ones are cut into passages of half that, overlapping by half (``overlap``
     None). An explicit ``size``: windows of that many tokens, overlapping by an eighth."""
     limit = counter.window - counter.special_tokens
+    passage = 0
     if size == 0:
         size = min(limit, AUTO_CHUNK_TOKENS)
         passage = size // 2
-        if overlap is None:
-            overlap = passage // 2
-        if overlap >= passage:
-            raise ChunkingConfigError(
-                f"CHUNK_OVERLAP={overlap} must be smaller than the passage size ({passage} "
-                f"tokens: half of the {size}-token window that CHUNK_SIZE=0 keeps whole)"
-            )
-        return ChunkerConfig(counter.name, counter.window, size, overlap, passage)
-    if size > limit:
+    elif size > limit:
         raise ChunkingConfigError(
             f"CHUNK_SIZE={size} tokens is more than the embedder reads: {counter.name} embeds "
             f"at most {counter.window} tokens, {counter.special_tokens} of them special, so "
@@ -183,12 +176,16 @@ def chunker_config(counter: TokenCounter, size: int, overlap: int | None) -> Chu
             f"at most {limit}, or 0 for the default"
         )
     if overlap is None:
-        overlap = size // 8
-    if overlap >= size:
-        raise ChunkingConfigError(
-            f"CHUNK_OVERLAP={overlap} must be smaller than the chunk size ({size} tokens)"
+        overlap = passage // 2 if passage else size // 8
+    if overlap >= (passage or size):
+        unit = (
+            f"passage size ({passage} tokens: half of the {size}-token window that "
+            "CHUNK_SIZE=0 keeps whole)"
+            if passage
+            else f"chunk size ({size} tokens)"
         )
-    return ChunkerConfig(counter.name, counter.window, size, overlap)
+        raise ChunkingConfigError(f"CHUNK_OVERLAP={overlap} must be smaller than the {unit}")
+    return ChunkerConfig(counter.name, counter.window, size, overlap, passage)
 
 
 @dataclass
@@ -238,6 +235,13 @@ def _cut_prefix(prefix: str, counter: TokenCounter, budget: int) -> str:
     return prefix[:end]
 
 
+def _prefix(path: str, counter: TokenCounter, size: int) -> tuple[str, int]:
+    """The title/heading path cut to at most its share of a ``size``-token chunk, and the
+    tokens left for the body."""
+    prefix = _cut_prefix(path, counter, int(size * MAX_PREFIX_SHARE))
+    return prefix, size - (counter.count(prefix) if prefix else 0)
+
+
 def chunk_document(
     text: str, counter: TokenCounter, config: ChunkerConfig, title: str | None = None
 ) -> list[Chunk]:
@@ -254,12 +258,10 @@ def chunk_document(
         section = text[sec_start:sec_end]
         words = counter.word_tokens(section)
         size = config.size
-        prefix = _cut_prefix(path, counter, int(size * MAX_PREFIX_SHARE))
-        budget = size - (counter.count(prefix) if prefix else 0)
+        prefix, budget = _prefix(path, counter, size)
         if config.passage and sum(n for _, _, n in words) > budget:
             size = config.passage
-            prefix = _cut_prefix(path, counter, int(size * MAX_PREFIX_SHARE))
-            budget = size - (counter.count(prefix) if prefix else 0)
+            prefix, budget = _prefix(path, counter, size)
         chunks.extend(
             _fit(Chunk(section[s:e], sec_start + s, sec_start + e, prefix), counter, size)
             for s, e in _windows(section, words, budget, config.overlap)
