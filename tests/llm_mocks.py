@@ -8,13 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_http
 
 BIN = Path(sys.executable).parent  # guidellm of this venv, as tests/conftest.py BIN
 
@@ -41,15 +39,10 @@ def _start(args: list[str], log: Path) -> MockServer:
 
 
 def _wait(server: MockServer, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"mock server died: {server.log.read_text()[-2000:]}")
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(server.url + "/health", timeout=1).read()
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"mock server did not start: {server.log.read_text()[-2000:]}")
+    try:
+        wait_http(server.url + "/health", server.proc, timeout)
+    except RuntimeError as exc:
+        raise RuntimeError(f"mock server: {exc}: {server.log.read_text()[-2000:]}") from exc
 
 
 def _stop(server: MockServer) -> None:
